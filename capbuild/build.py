@@ -1,0 +1,178 @@
+"""Runs a build's stages into the build folder, with resume and the manifest.
+
+    builder -> filters (clean first, then the user's, in order) -> captions/ + rejected/
+            -> images (img2dataset) -> shards/
+
+Each stage is recorded as done in manifest.json only when its output is complete, so a killed
+build re-run with the same command skips finished stages (and img2dataset skips finished shards).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from capbuild import __version__
+from capbuild.builders.base import Builder
+from capbuild.filters.base import FilterContext, make_filters
+from capbuild.filters.chain import FilterChain
+from capbuild.images.stage import ImageOptions, run_image_stage
+from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest
+from capbuild.table import read_parts, rows_to_table, write_part
+
+TEXT_BATCH_ROWS = 20_000
+WORK_DIR = ".work"
+OWNED_PATHS = ("captions", "rejected", "shards", WORK_DIR, "manifest.json", "README.md")
+
+
+class BuildConflictError(RuntimeError):
+    """OUT holds something this build must not silently replace."""
+
+
+@dataclass
+class BuildRequest:
+    """Everything a build needs: the builder, where to write, which filters, how to fetch images."""
+
+    builder: Builder
+    out: Path
+    filters: list[str] = field(default_factory=list)
+    filter_options: dict[str, Any] = field(default_factory=dict)
+    images: ImageOptions | None = field(default_factory=ImageOptions)
+    overwrite: bool = False
+
+    def filter_context(self) -> FilterContext:
+        return FilterContext(lang=self.builder.lang, options=self.filter_options)
+
+    def config(self) -> dict[str, Any]:
+        """The build's output-deciding configuration (its fingerprint is computed from this)."""
+        chain = make_filters(self.filters, self.filter_context())
+        return {
+            "source": self.builder.info.name,
+            "builder": self.builder.config(),
+            "filters": [f.describe() for f in chain],
+            "filter_options": self.filter_options,
+            "images": self.images.output_config() if self.images else None,
+        }
+
+
+def run_build(request: BuildRequest) -> dict[str, Any]:
+    """Run (or resume) a build; returns the final manifest."""
+    out = request.out
+    config = request.config()
+    manifest = _open_manifest(out, config, request.overwrite)
+    manifest["sources"] = {request.builder.info.name: asdict(request.builder.info)}
+    work = out / WORK_DIR
+    if not manifest["stages"]["text"]["done"]:
+        started = time.monotonic()
+        manifest["counts"]["text"] = run_text_stage(request, work)
+        _finish_stage(out, manifest, "text", started)
+    if request.images is not None and not manifest["stages"]["images"]["done"]:
+        started = time.monotonic()
+        table = read_parts(out / "captions")
+        manifest["counts"]["images"] = run_image_stage(table, out, work / "images", request.images)
+        _finish_stage(out, manifest, "images", started)
+    shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def run_text_stage(request: BuildRequest, work: Path) -> dict[str, Any]:
+    """Builder rows through the filter chain, in batches, into captions/ and rejected/ parts."""
+    builder = request.builder
+    chain = FilterChain(make_filters(request.filters, request.filter_context()))
+    staging = {name: work / name for name in ("captions", "rejected")}
+    for folder in staging.values():
+        shutil.rmtree(folder, ignore_errors=True)
+    kept_by_source: Counter[str] = Counter()
+    rejected_by_source: Counter[str] = Counter()
+    read = 0
+    part = 0
+
+    def flush(rows: list[dict[str, Any]]) -> None:
+        nonlocal part
+        kept, rejected = chain.apply(rows_to_table(rows))
+        if len(kept) or part == 0:
+            write_part(kept, staging["captions"], part)
+        if len(rejected):
+            write_part(rejected, staging["rejected"], part)
+        kept_by_source.update(kept["source"].to_pylist())
+        rejected_by_source.update(rejected["source"].to_pylist())
+        part += 1
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
+        task = progress.add_task("captions: reading and filtering", total=None)
+        rows: list[dict[str, Any]] = []
+        for row in builder.rows():
+            rows.append(row)
+            read += 1
+            if len(rows) >= TEXT_BATCH_ROWS:
+                flush(rows)
+                rows = []
+                progress.update(task, description=f"captions: {read:,} rows read and filtered")
+        if rows or part == 0:
+            flush(rows)
+        progress.update(task, description=f"captions: {read:,} rows read and filtered")
+    for name, folder in staging.items():
+        shutil.rmtree(request.out / name, ignore_errors=True)
+        if folder.exists():
+            folder.replace(request.out / name)
+    sources = sorted(set(kept_by_source) | set(rejected_by_source))
+    return {
+        "source_rows": read,
+        "builder": builder.report(),
+        "filters": chain.counts,
+        "captions": sum(kept_by_source.values()),
+        "rejected": sum(rejected_by_source.values()),
+        "per_source": {s: {"captions": kept_by_source[s], "rejected": rejected_by_source[s]} for s in sources},
+    }
+
+
+def _open_manifest(out: Path, config: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+    """The manifest to continue, a fresh one, or a refusal when OUT holds another build."""
+    out.mkdir(parents=True, exist_ok=True)
+    existing = load_manifest(out)
+    digest = fingerprint(config)
+    if overwrite:
+        clear_build(out)
+    elif existing is not None and existing.get("fingerprint") != digest:
+        raise BuildConflictError(
+            f"{out} holds a build made with another configuration (fingerprint {existing.get('fingerprint')}, "
+            f"this one {digest}). Re-run with --overwrite to replace it, or choose another --out."
+        )
+    elif existing is None and any(p.name in OWNED_PATHS for p in out.iterdir()):
+        raise BuildConflictError(
+            f"{out} holds build outputs but no manifest.json. Re-run with --overwrite to replace them."
+        )
+    elif existing is not None:
+        return existing
+    manifest = {
+        "capbuild": __version__,
+        "fingerprint": digest,
+        "config": config,
+        "versions": package_versions(),
+        "sources": {},
+        "stages": {"text": {"done": False}, "images": {"done": False}},
+        "counts": {},
+    }
+    save_manifest(out, manifest)
+    return manifest
+
+
+def _finish_stage(out: Path, manifest: dict[str, Any], stage: str, started: float) -> None:
+    manifest["stages"][stage] = {"done": True, "seconds": round(time.monotonic() - started, 2)}
+    save_manifest(out, manifest)
+
+
+def clear_build(out: Path) -> None:
+    """Remove what a capbuild build writes in OUT (and nothing else)."""
+    for name in OWNED_PATHS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()

@@ -1,0 +1,229 @@
+"""The `capbuild` command: thin Typer wrappers that parse options and call the library."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from capbuild.build import BuildConflictError, BuildRequest, run_build
+from capbuild.builders.base import Builder
+from capbuild.builders.coco import CocoBuilder
+from capbuild.builders.flickr8k import Flickr8kBuilder
+from capbuild.images.stage import RESIZE_MODES, ImageOptions
+from capbuild.manifest import load_manifest
+
+app = typer.Typer(
+    help="Build multilingual image-caption datasets (caption table, filters, WebDataset shards).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+console = Console(stderr=True)
+
+
+def _option(name: str, kind: Any, default: Any, *flags: str, help: str) -> inspect.Parameter:
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=Annotated[kind, typer.Option(*flags, help=help)],
+    )
+
+
+REQUIRED = inspect.Parameter.empty
+
+# Options every build command takes.
+BUILD_OPTIONS = [
+    _option("out", Path, REQUIRED, "--out", "-o", help="Build folder (created; resumed when it holds this build)."),
+    _option("lang", str, "en", "--lang", help="Language of the captions (ISO 639-1, e.g. it, ar, id)."),
+    _option(
+        "filter",
+        list[str] | None,
+        None,
+        "--filter",
+        "-f",
+        help="Filter spec, repeatable, applied in order after 'clean': clean, len=3..60, dedup.",
+    ),
+    _option("image_size", int, 256, "--image-size", help="Side of the resized images, in pixels."),
+    _option("resize_mode", str, "border", "--resize-mode", help=f"img2dataset resize mode: {', '.join(RESIZE_MODES)}."),
+    _option("shard_size", int, 10_000, "--shard-size", help="Samples per WebDataset shard."),
+    _option("processes", int, 1, "--processes", help="img2dataset worker processes."),
+    _option("threads", int, 16, "--threads", help="Download threads per process."),
+    _option("timeout", int, 10, "--timeout", help="Seconds before an image download is abandoned."),
+    _option("retries", int, 0, "--retries", help="Extra download attempts for a failed image."),
+    _option("no_images", bool, False, "--no-images", help="Stop after the caption table (no shards)."),
+    _option("overwrite", bool, False, "--overwrite", help="Replace a different build already in --out."),
+]
+
+# Options passed to the filters (through FilterContext.options); filter modules add theirs here.
+FILTER_OPTIONS: list[inspect.Parameter] = []
+
+
+def build_command(
+    name: str, summary: str, example: str, params: list[inspect.Parameter], make_builder: Callable[..., Builder]
+) -> None:
+    """Register `capbuild NAME`: the builder's own options plus every build and filter option."""
+    builder_names = [p.name for p in params]
+
+    def command(**options: Any) -> None:
+        with _errors():
+            builder = make_builder(lang=options["lang"], **{n: options[n] for n in builder_names})
+            request = BuildRequest(
+                builder=builder,
+                out=options["out"],
+                filters=options["filter"] or [],
+                filter_options={p.name: options[p.name] for p in FILTER_OPTIONS},
+                images=None if options["no_images"] else _image_options(options),
+                overwrite=options["overwrite"],
+            )
+            manifest = run_build(request)
+            _print_summary(options["out"], manifest)
+
+    command.__signature__ = inspect.Signature([*params, *BUILD_OPTIONS, *FILTER_OPTIONS])  # type: ignore[attr-defined]
+    command.__doc__ = summary
+    app.command(name, epilog=f"Example: {example}")(command)
+
+
+def _image_options(options: dict[str, Any]) -> ImageOptions:
+    return ImageOptions(
+        image_size=options["image_size"],
+        resize_mode=options["resize_mode"],
+        shard_size=options["shard_size"],
+        processes=options["processes"],
+        threads=options["threads"],
+        timeout=options["timeout"],
+        retries=options["retries"],
+    )
+
+
+INPUTS = _option("inputs", list[Path], REQUIRED, "--input", "-i", help="Input file or folder, repeatable.")
+IMAGES = _option(
+    "image_dirs", list[Path] | None, None, "--images", help="Folder holding the image files, repeatable."
+)
+
+build_command(
+    "coco",
+    "MS-COCO captions (2014/2017 JSON, translated files in that layout, Karpathy's split JSON).",
+    "capbuild coco --input captions_train2017.json --images train2017/ --lang en --out coco-en/",
+    [INPUTS, IMAGES],
+    lambda lang, inputs, image_dirs: CocoBuilder(lang=lang, inputs=inputs, image_dirs=image_dirs or []),
+)
+build_command(
+    "flickr8k",
+    "Flickr8k: Flickr8k.token.txt, its split lists and translated token files (--captions).",
+    "capbuild flickr8k --input Flickr8k_text/ --images Flicker8k_Dataset/ "
+    "--captions Flickr8k.arabic.full.txt --lang ar --out ar-flickr8k/",
+    [
+        INPUTS,
+        IMAGES,
+        _option("captions", Path | None, None, "--captions", help="Translated token file, captions in --lang."),
+    ],
+    lambda lang, inputs, image_dirs, captions: Flickr8kBuilder(
+        lang=lang, inputs=inputs, image_dirs=image_dirs or [], captions=captions
+    ),
+)
+
+
+@app.command(epilog="Example: capbuild info it-wit/")
+def info(out: Annotated[Path, typer.Argument(help="Build folder.")]) -> None:
+    """Show a build's manifest: configuration, stages and counts."""
+    with _errors():
+        manifest = load_manifest(out)
+        if manifest is None:
+            raise ValueError(f"{out} holds no manifest.json: is it a capbuild build folder?")
+        _print_manifest(manifest)
+
+
+@app.command(epilog="Example: capbuild demo --out demo-out")
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Build folder for the demo.")] = Path("demo-out"),
+) -> None:
+    """Build a small dataset end to end from sample images capbuild draws itself (no network)."""
+    from capbuild.demo import write_sample_coco
+
+    with _errors():
+        captions_file, images_dir = write_sample_coco(out / "sample-input")
+        request = BuildRequest(
+            builder=CocoBuilder(lang="en", inputs=[captions_file], image_dirs=[images_dir]),
+            out=out,
+            filters=["len=3..30", "dedup"],
+            images=ImageOptions(image_size=64, shard_size=10, threads=4),
+            overwrite=True,
+        )
+        manifest = run_build(request)
+        _print_summary(out, manifest)
+        shards = sorted((out / "shards").glob("*.tar"))
+        console.print(f"Shards: {', '.join(str(s) for s in shards)}")
+        console.print("Each sample holds KEY.jpg (the image), KEY.txt (the caption), KEY.json (metadata).")
+        console.print(f"Read them back: python -c \"import webdataset as wds; print(next(iter(wds.WebDataset('{shards[0]}'))))\"")
+
+
+def _print_summary(out: Path, manifest: dict[str, Any]) -> None:
+    text = manifest["counts"].get("text", {})
+    images = manifest["counts"].get("images")
+    console.print(
+        f"[bold green]done[/]: {text.get('source_rows', 0)} rows read, {text.get('captions', 0)} kept, "
+        f"{text.get('rejected', 0)} rejected (see {out / 'rejected'})"
+    )
+    if images:
+        failed = ", ".join(f"{k}: {v}" for k, v in images["failed"].items()) or "none"
+        console.print(f"images: {images['success']} in {images['shards']} shard(s) under {out / 'shards'}; failed: {failed}")
+    console.print(f"details: capbuild info {out}")
+
+
+def _print_manifest(manifest: dict[str, Any]) -> None:
+    config = Table(title="Build", show_header=False)
+    config.add_row("fingerprint", manifest["fingerprint"])
+    for key, value in manifest["config"].items():
+        config.add_row(key, json.dumps(value, ensure_ascii=False))
+    for stage, state in manifest["stages"].items():
+        config.add_row(f"stage {stage}", "done" if state.get("done") else "not done")
+    console.print(config)
+    text = manifest["counts"].get("text")
+    if text:
+        filters = Table(title=f"Filters ({text['source_rows']} rows from the builder)")
+        for column in ("filter", "in", "kept", "dropped"):
+            filters.add_column(column, justify="left" if column == "filter" else "right")
+        for name, counts in text["filters"].items():
+            filters.add_row(name, str(counts["in"]), str(counts["kept"]), str(counts["dropped"]))
+        console.print(filters)
+        builder = Table(title="Builder: skipped and repaired")
+        builder.add_column("what")
+        builder.add_column("count", justify="right")
+        for kind, counts in text["builder"].items():
+            for reason, count in counts.items():
+                builder.add_row(f"{kind}: {reason}", str(count))
+        console.print(builder)
+    images = manifest["counts"].get("images")
+    if images:
+        table = Table(title="Images by source")
+        outcomes = sorted({o for c in images["per_source"].values() for o in c})
+        table.add_column("source")
+        for outcome in outcomes:
+            table.add_column(outcome, justify="right")
+        for source, counts in images["per_source"].items():
+            table.add_row(source, *(str(counts.get(o, 0)) for o in outcomes))
+        console.print(table)
+
+
+class _errors:
+    """Turn the library's expected errors into a red message and exit code, without a traceback."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: Any) -> bool:
+        if isinstance(error, (ValueError, FileNotFoundError, BuildConflictError, RuntimeError)):
+            console.print(f"[bold red]error:[/] {error}")
+            raise typer.Exit(2)
+        return False
+
+
+def main() -> None:
+    app()

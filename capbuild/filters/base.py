@@ -1,0 +1,111 @@
+"""The filter interface: one class per filter, one method over a batch, one spec syntax for all."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class FilterContext:
+    """What a filter may need to know of the build: the captions' language and extra options
+    (backend, model, workers, ...) that the CLI or Python caller passes through."""
+
+    lang: str = "en"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FilterResult:
+    """A filter's verdict on a batch: the batch (possibly with rewritten captions or a new score
+    column), whether each row is kept, and the value each row was judged by."""
+
+    table: pa.Table
+    keep: list[bool]
+    values: list[Any]
+
+
+class Filter(ABC):
+    """Judges a batch of caption-table rows. Subclasses set `name` (the spec name users type) and,
+    when the score is kept in the table, `score_column` (declared in capbuild.table.SCORE_FIELDS)."""
+
+    name: ClassVar[str]
+    score_column: ClassVar[str | None] = None
+
+    @classmethod
+    def from_spec(cls, arg: str | None, context: FilterContext) -> Filter:
+        """Build the filter from the text after '=' in '--filter NAME=ARG' (None when absent)."""
+        if arg is not None:
+            raise ValueError(f"filter {cls.name!r} takes no argument (got {cls.name}={arg})")
+        return cls()
+
+    @abstractmethod
+    def apply(self, batch: pa.Table) -> FilterResult:
+        """Judge every row of `batch`."""
+
+    def describe(self) -> str:
+        """The filter as a user would write it, for the manifest and the dataset card."""
+        return self.name
+
+
+class CaptionFilter(Filter):
+    """A filter that scores each row's `caption` and keeps the rows whose score passes."""
+
+    @abstractmethod
+    def score(self, captions: list[str]) -> list[Any]:
+        """One value per caption, computed over the whole batch at once."""
+
+    @abstractmethod
+    def passes(self, value: Any) -> bool:
+        """Whether a caption with this value is kept."""
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        values = self.score(batch["caption"].to_pylist())
+        if self.score_column is not None:
+            from capbuild.table import SCORE_FIELDS
+
+            column = pa.array(values, type=SCORE_FIELDS[self.score_column])
+            if self.score_column in batch.column_names:
+                batch = batch.drop_columns([self.score_column])
+            batch = batch.append_column(self.score_column, column)
+        return FilterResult(batch, [self.passes(v) for v in values], values)
+
+
+FILTERS: dict[str, type[Filter]] = {}
+
+
+def register_filter(cls: type[Filter]) -> type[Filter]:
+    """Class decorator: make a filter available to '--filter NAME[=ARG]'."""
+    FILTERS[cls.name] = cls
+    return cls
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """'len=3..60' -> ('len', '3..60'); 'dedup' -> ('dedup', None)."""
+    name, sep, arg = spec.strip().partition("=")
+    return name.strip(), (arg.strip() if sep else None)
+
+
+def make_filter(spec: str, context: FilterContext) -> Filter:
+    """Build one filter from its spec, with a clear error for an unknown name."""
+    _load_builtin_filters()
+    name, arg = parse_spec(spec)
+    if name not in FILTERS:
+        known = ", ".join(sorted(FILTERS))
+        raise ValueError(f"unknown filter {name!r} in --filter {spec!r}; known filters: {known}")
+    return FILTERS[name].from_spec(arg, context)
+
+
+def make_filters(specs: list[str], context: FilterContext) -> list[Filter]:
+    """The filter chain of a build: `clean` first (always), then the given filters in order."""
+    filters = [make_filter("clean", context)]
+    filters += [make_filter(spec, context) for spec in specs if parse_spec(spec)[0] != "clean"]
+    return filters
+
+
+def _load_builtin_filters() -> None:
+    # Importing the modules registers their filters.
+    import capbuild.filters.text  # noqa: F401

@@ -1,0 +1,96 @@
+"""Text filters: clean (ftfy, NFC, whitespace), len (word count), dedup (normalised duplicates)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+import unicodedata
+from typing import Any
+
+import ftfy
+import pyarrow as pa
+
+from capbuild.filters.base import CaptionFilter, Filter, FilterContext, FilterResult, register_filter
+
+WHITESPACE = re.compile(r"\s+")
+PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}\u00a1-\u00bf\u2010-\u205e\u3000-\u303f\u060c\u061b\u061f\u06d4]")
+
+
+def clean_text(text: str) -> str:
+    """Repair mojibake and HTML entities (ftfy), compose to NFC, collapse whitespace."""
+    text = ftfy.fix_text(text)
+    text = unicodedata.normalize("NFC", text)
+    return WHITESPACE.sub(" ", text).strip()
+
+
+def normalise_for_dedup(text: str) -> str:
+    """Case-folded, NFKC, punctuation removed, whitespace collapsed: what two captions that read
+    the same share."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return WHITESPACE.sub(" ", PUNCTUATION.sub(" ", text)).strip()
+
+
+@register_filter
+class CleanFilter(Filter):
+    """Cleans `caption` and every entry of `captions`; drops rows left with an empty caption."""
+
+    name = "clean"
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        captions = [clean_text(c or "") for c in batch["caption"].to_pylist()]
+        caption_lists = [[t for t in (clean_text(c) for c in cs or []) if t] for cs in batch["captions"].to_pylist()]
+        index = batch.schema.get_field_index
+        batch = batch.set_column(index("caption"), "caption", pa.array(captions, pa.string()))
+        batch = batch.set_column(index("captions"), "captions", pa.array(caption_lists, pa.list_(pa.string())))
+        keep = [bool(c) for c in captions]
+        return FilterResult(batch, keep, ["" if k else "empty" for k in keep])
+
+
+@register_filter
+class LengthFilter(CaptionFilter):
+    """Keeps captions whose number of words lies in [min, max]: '--filter len=3..60', 'len=3..'."""
+
+    name = "len"
+    score_column = "word_count"
+
+    def __init__(self, minimum: int | None = None, maximum: int | None = None) -> None:
+        if minimum is not None and maximum is not None and minimum > maximum:
+            raise ValueError(f"len={minimum}..{maximum}: the minimum is larger than the maximum")
+        self.minimum, self.maximum = minimum, maximum
+
+    @classmethod
+    def from_spec(cls, arg: str | None, context: FilterContext) -> LengthFilter:
+        match = re.fullmatch(r"\s*(\d*)\s*\.\.\s*(\d*)\s*", arg or "")
+        if not match or not (match[1] or match[2]):
+            raise ValueError(f"--filter len takes a word range such as len=3..60, len=3.. or len=..60 (got {arg!r})")
+        return cls(int(match[1]) if match[1] else None, int(match[2]) if match[2] else None)
+
+    def score(self, captions: list[str]) -> list[int]:
+        return [len(c.split()) for c in captions]
+
+    def passes(self, value: Any) -> bool:
+        return (self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum)
+
+    def describe(self) -> str:
+        return f"len={self.minimum or ''}..{self.maximum or ''}"
+
+
+@register_filter
+class DedupFilter(Filter):
+    """Drops a row whose normalised caption an earlier row already had; the value names that row."""
+
+    name = "dedup"
+
+    def __init__(self) -> None:
+        # Digests, not texts, so that memory stays small on millions of captions.
+        self.first_key: dict[bytes, str] = {}
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        keep, values = [], []
+        for key, caption in zip(batch["key"].to_pylist(), batch["caption"].to_pylist(), strict=True):
+            digest = hashlib.blake2b(normalise_for_dedup(caption or "").encode(), digest_size=12).digest()
+            first = self.first_key.setdefault(digest, key)
+            keep.append(first == key)
+            values.append("" if first == key else f"duplicate of {first}")
+        return FilterResult(batch, keep, values)

@@ -1,0 +1,51 @@
+"""OUT/manifest.json: the build's config and fingerprint, package versions, stage state and counts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "manifest.json"
+TRACKED_PACKAGES = (
+    "capbuild", "pyarrow", "ftfy", "img2dataset", "webdataset", "datasets",
+    "spacy", "stanza", "ctranslate2", "transformers", "torch",
+)
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    """A short digest of everything that decides a build's output."""
+    canonical = json.dumps(config, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def manifest_path(out: Path) -> Path:
+    return out / MANIFEST_NAME
+
+
+def load_manifest(out: Path) -> dict[str, Any] | None:
+    path = manifest_path(out)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def save_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """Write atomically so that a kill never leaves a half-written manifest."""
+    path = manifest_path(out)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
