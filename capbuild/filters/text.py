@@ -14,7 +14,10 @@ import pyarrow as pa
 from capbuild.filters.base import CaptionFilter, Filter, FilterContext, FilterResult, register_filter
 
 WHITESPACE = re.compile(r"\s+")
-PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}\u00a1-\u00bf\u2010-\u205e\u3000-\u303f\u060c\u061b\u061f\u06d4]")
+# ASCII punctuation, Latin-1 and general punctuation, CJK and Arabic punctuation marks.
+PUNCTUATION = re.compile(
+    f"[{re.escape(string.punctuation)}\u00a1-\u00bf\u2010-\u205e\u3000-\u303f\u060c\u061b\u061f\u06d4]"
+)
 
 
 def clean_text(text: str) -> str:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -14,17 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+import webdataset as wds
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from capbuild.images.failures import failure_reason
 from capbuild.table import SCORE_FIELDS
 
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
 # Columns of the caption table that go into every sample's KEY.json (img2dataset adds url,
-# key, width, height, original size, status and sha256). The table's own key is `table_key`
-# because img2dataset reserves `key` for the sample key it writes in the tar.
+# width, height, original size, status and sha256). img2dataset reserves `key` for the positional
+# key it writes; the table's key travels as TABLE_KEY and replaces it when shards are rewritten.
 SAMPLE_COLUMNS = ("source", "source_id", "split", "lang", "caption_orig", "lang_orig", "captions", "meta")
+TABLE_KEY = "table_key"
+SPLIT_ORDER = ("train", "val", "test")
 SIZES_NAME = "sizes.json"
 
 
@@ -81,42 +88,62 @@ def img2dataset_arguments(input_path: Path, shards: Path, options: ImageOptions,
 
 
 def run_image_stage(table: pa.Table, out: Path, work: Path, options: ImageOptions) -> dict[str, Any]:
-    """Write OUT/shards from the caption table; resumes finished shards. Returns the stage's counts."""
-    shards = out / "shards"
-    shards.mkdir(parents=True, exist_ok=True)
-    # img2dataset reads every *.json in the folder as a finished shard's stats; sizes.json is
-    # written again at the end.
-    (shards / SIZES_NAME).unlink(missing_ok=True)
+    """Write OUT/shards from the caption table; returns the stage's counts.
+
+    img2dataset runs once per split into a work folder (resuming finished shards), so that every
+    final shard holds one split; then each shard is rewritten into OUT/shards with global numbering,
+    samples in table order, and the caption table's key as the sample key.
+    """
     work.mkdir(parents=True, exist_ok=True)
-    if len(table):
-        input_path = work / "images_input.parquet"
-        extra = _write_input(table, input_path)
-        args_path = work / "img2dataset_args.json"
-        args_path.write_text(json.dumps(img2dataset_arguments(input_path, shards, options, extra), indent=2))
-        total_shards = -(-len(table) // options.shard_size)
-        _run_img2dataset(args_path, shards, total_shards, work / "img2dataset.log")
-    return _collect(shards, expected=len(table))
+    runs = []
+    for split, rows in _by_split(table):
+        raw = work / "raw" / _folder_name(split)
+        input_path = work / f"input-{_folder_name(split)}.parquet"
+        extra = _write_input(rows, input_path)
+        args_path = work / f"img2dataset-{_folder_name(split)}.json"
+        args_path.write_text(json.dumps(img2dataset_arguments(input_path, raw, options, extra), indent=2))
+        runs.append((split, raw, args_path, -(-len(rows) // options.shard_size)))
+    with _progress() as progress:
+        task = progress.add_task("images: shards", total=sum(run[3] for run in runs))
+        finished = 0
+        for _split, raw, args_path, shard_count in runs:
+            _run_img2dataset(args_path, raw, shard_count, work / "img2dataset.log", progress, task, finished)
+            finished += shard_count
+    return _finalise([(split, raw) for split, raw, _, _ in runs], out / "shards", expected=len(table))
+
+
+def _by_split(table: pa.Table) -> list[tuple[str, pa.Table]]:
+    """The table's rows per split, in SPLIT_ORDER then by name, each in table order."""
+    splits = [s if s is not None else "train" for s in table["split"].to_pylist()]
+    names = sorted(set(splits), key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else len(SPLIT_ORDER), s))
+    mask_source = pa.array(splits, pa.string())
+    return [(name, table.filter(pc.equal(mask_source, name))) for name in names]
+
+
+def _folder_name(split: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", split)
 
 
 def _write_input(table: pa.Table, path: Path) -> list[str]:
     scores = [c for c in table.column_names if c in SCORE_FIELDS]
-    columns = {"url": table["image_url"], "caption": table["caption"], "table_key": table["key"]}
+    columns = {"url": table["image_url"], "caption": table["caption"], TABLE_KEY: table["key"]}
     columns.update({name: table[name] for name in (*SAMPLE_COLUMNS, *scores)})
     pq.write_table(pa.table(columns), path)
     return [name for name in columns if name not in ("url", "caption")]
 
 
-def _run_img2dataset(args_path: Path, shards: Path, total_shards: int, log_path: Path) -> None:
+def _run_img2dataset(
+    args_path: Path, raw: Path, shard_count: int, log_path: Path, progress: Progress, task: TaskID, before: int
+) -> None:
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled"}
     command = [sys.executable, "-m", "capbuild.images.download", str(args_path)]
-    with log_path.open("ab") as log, _progress() as progress:
-        task = progress.add_task("images: shards", total=total_shards)
+    with log_path.open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         while process.poll() is None:
-            progress.update(task, completed=len(_stats_files(shards)))
+            progress.update(task, completed=before + len(_stats_files(raw)))
             time.sleep(0.5)
-        progress.update(task, completed=len(_stats_files(shards)))
-    missing = total_shards - len(_stats_files(shards))
+    progress.update(task, completed=before + len(_stats_files(raw)))
+    missing = shard_count - len(_stats_files(raw))
     if process.returncode != 0 or missing:
         tail = log_path.read_text(errors="replace")[-3000:]
         raise RuntimeError(
@@ -131,24 +158,32 @@ def _progress() -> Progress:
     )
 
 
-def _stats_files(shards: Path) -> list[Path]:
-    return sorted(shards.glob("*_stats.json"))
+def _stats_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*_stats.json"))
 
 
-def _collect(shards: Path, expected: int) -> dict[str, Any]:
-    """Count successes per shard (sizes.json) and failures per reason from img2dataset's outputs."""
+def _finalise(runs: list[tuple[str, Path]], shards: Path, expected: int) -> dict[str, Any]:
+    """Rewrite every raw shard into OUT/shards; count successes per shard and failures per reason."""
+    shutil.rmtree(shards, ignore_errors=True)
+    shards.mkdir(parents=True)
     sizes: dict[str, int] = {}
+    splits: dict[str, list[str]] = {}
     failed: Counter[str] = Counter()
     per_source: dict[str, Counter[str]] = {}
-    for stats_path in _stats_files(shards):
-        shard = stats_path.name.split("_")[0]
-        sizes[f"{shard}.tar"] = json.loads(stats_path.read_text())["successes"]
-        samples = pq.read_table(shards / f"{shard}.parquet", columns=["status", "error_message", "source"])
-        for status, message, source in zip(*(samples[c].to_pylist() for c in samples.column_names), strict=True):
-            outcome = "success" if status == "success" else failure_reason(message)
-            per_source.setdefault(source, Counter())[outcome] += 1
-            if status != "success":
-                failed[outcome] += 1
+    for split, raw in runs:
+        for stats_path in _stats_files(raw):
+            name = f"{len(sizes):05d}"
+            samples = _rewrite_shard(raw / stats_path.name.replace("_stats.json", ""), shards / name)
+            shutil.copyfile(stats_path, shards / f"{name}_stats.json")
+            sizes[f"{name}.tar"] = samples["status"].to_pylist().count("success")
+            splits.setdefault(split, []).append(f"{name}.tar")
+            for status, message, source in zip(
+                *(samples[c].to_pylist() for c in ("status", "error_message", "source")), strict=True
+            ):
+                outcome = "success" if status == "success" else failure_reason(message)
+                per_source.setdefault(source, Counter())[outcome] += 1
+                if status != "success":
+                    failed[outcome] += 1
     (shards / SIZES_NAME).write_text(json.dumps(sizes, indent=2, sort_keys=True) + "\n")
     attempted = sum(sum(c.values()) for c in per_source.values())
     if attempted != expected:
@@ -158,5 +193,32 @@ def _collect(shards: Path, expected: int) -> dict[str, Any]:
         "success": sum(sizes.values()),
         "failed": dict(sorted(failed.items())),
         "shards": len(sizes),
+        "splits": splits,
         "per_source": {s: dict(sorted(c.items())) for s, c in sorted(per_source.items())},
     }
+
+
+def _rewrite_shard(raw: Path, final: Path) -> pa.Table:
+    """Copy raw.tar to final.tar with samples in input order and the table key as the sample key
+    (img2dataset writes them as downloads finish, keyed by position). Same for raw.parquet.
+    Returns the rewritten per-sample status table."""
+    samples = pq.read_table(raw.with_suffix(".parquet"))
+    order = pc.sort_indices(samples["key"])
+    samples = samples.take(order)
+    table_keys = samples[TABLE_KEY]
+    samples = samples.drop_columns(["key", TABLE_KEY]).add_column(0, "key", table_keys)
+    pq.write_table(samples, final.with_suffix(".parquet"))
+    with tarfile.open(raw.with_suffix(".tar")) as source, final.with_suffix(".tar").open("wb") as target:
+        members: dict[str, dict[str, tarfile.TarInfo]] = {}
+        for member in source.getmembers():
+            key, _, extension = member.name.partition(".")
+            members.setdefault(key, {})[extension] = member
+        writer = wds.TarWriter(target, mtime=0.0)
+        for raw_key in sorted(members):
+            fields = {ext: source.extractfile(m).read() for ext, m in members[raw_key].items()}  # type: ignore[union-attr]
+            meta = json.loads(fields["json"])
+            meta["key"] = meta.pop(TABLE_KEY)
+            fields["json"] = json.dumps(meta, ensure_ascii=False).encode()
+            writer.write({"__key__": meta["key"], **fields})
+        writer.close()
+    return samples
