@@ -100,9 +100,11 @@ def make_filter(spec: str, context: FilterContext) -> Filter:
 
 
 def make_filters(specs: list[str], context: FilterContext) -> list[Filter]:
-    """The filter chain of a build: `clean` first (always), then the given filters in order."""
-    filters = [make_filter("clean", context)]
-    filters += [make_filter(spec, context) for spec in specs if parse_spec(spec)[0] != "clean"]
+    """The filter chain of a build: `clean` and `unique_key` first (always), then the given filters
+    in order."""
+    always = ("clean", "unique_key")
+    filters = [make_filter(name, context) for name in always]
+    filters += [make_filter(spec, context) for spec in specs if parse_spec(spec)[0] not in always]
     return filters
 
 

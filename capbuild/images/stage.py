@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import webdataset as wds
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from capbuild.images.failures import failure_reason
 from capbuild.table import SCORE_FIELDS
@@ -90,26 +90,27 @@ def img2dataset_arguments(input_path: Path, shards: Path, options: ImageOptions,
 def run_image_stage(table: pa.Table, out: Path, work: Path, options: ImageOptions) -> dict[str, Any]:
     """Write OUT/shards from the caption table; returns the stage's counts.
 
-    img2dataset runs once per split into a work folder (resuming finished shards), so that every
-    final shard holds one split; then each shard is rewritten into OUT/shards with global numbering,
-    samples in table order, and the caption table's key as the sample key.
+    img2dataset runs once over one input file per split (it never lets a shard span two input
+    files, so every shard holds one split) and resumes finished shards; then each shard is
+    rewritten into OUT/shards with samples in table order and the caption table's key as the
+    sample key.
     """
-    work.mkdir(parents=True, exist_ok=True)
-    runs = []
-    for split, rows in _by_split(table):
-        raw = work / "raw" / _folder_name(split)
-        input_path = work / f"input-{_folder_name(split)}.parquet"
-        extra = _write_input(rows, input_path)
-        args_path = work / f"img2dataset-{_folder_name(split)}.json"
-        args_path.write_text(json.dumps(img2dataset_arguments(input_path, raw, options, extra), indent=2))
-        runs.append((split, raw, args_path, -(-len(rows) // options.shard_size)))
-    with _progress() as progress:
-        task = progress.add_task("images: shards", total=sum(run[3] for run in runs))
-        finished = 0
-        for _split, raw, args_path, shard_count in runs:
-            _run_img2dataset(args_path, raw, shard_count, work / "img2dataset.log", progress, task, finished)
-            finished += shard_count
-    return _finalise([(split, raw) for split, raw, _, _ in runs], out / "shards", expected=len(table))
+    inputs, raw = work / "input", work / "raw"
+    shutil.rmtree(inputs, ignore_errors=True)
+    inputs.mkdir(parents=True)
+    splits: dict[str, list[str]] = {}
+    shard_count = 0
+    extra: list[str] = []
+    for index, (split, rows) in enumerate(_by_split(table)):
+        extra = _write_input(rows, inputs / f"{index:03d}-{_folder_name(split)}.parquet")
+        count = -(-len(rows) // options.shard_size)
+        splits[split] = [f"{shard:05d}" for shard in range(shard_count, shard_count + count)]
+        shard_count += count
+    if shard_count:
+        args_path = work / "img2dataset-args.json"
+        args_path.write_text(json.dumps(img2dataset_arguments(inputs, raw, options, extra), indent=2))
+        _run_img2dataset(args_path, raw, shard_count, work / "img2dataset.log")
+    return _finalise(splits, raw, out / "shards", expected=len(table))
 
 
 def _by_split(table: pa.Table) -> list[tuple[str, pa.Table]]:
@@ -132,17 +133,16 @@ def _write_input(table: pa.Table, path: Path) -> list[str]:
     return [name for name in columns if name not in ("url", "caption")]
 
 
-def _run_img2dataset(
-    args_path: Path, raw: Path, shard_count: int, log_path: Path, progress: Progress, task: TaskID, before: int
-) -> None:
+def _run_img2dataset(args_path: Path, raw: Path, shard_count: int, log_path: Path) -> None:
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled"}
     command = [sys.executable, "-m", "capbuild.images.download", str(args_path)]
-    with log_path.open("ab") as log:
+    with log_path.open("ab") as log, _progress() as progress:
+        task = progress.add_task("images: shards", total=shard_count)
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         while process.poll() is None:
-            progress.update(task, completed=before + len(_stats_files(raw)))
+            progress.update(task, completed=len(_stats_files(raw)))
             time.sleep(0.5)
-    progress.update(task, completed=before + len(_stats_files(raw)))
+        progress.update(task, completed=len(_stats_files(raw)))
     missing = shard_count - len(_stats_files(raw))
     if process.returncode != 0 or missing:
         tail = log_path.read_text(errors="replace")[-3000:]
@@ -162,28 +162,24 @@ def _stats_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*_stats.json"))
 
 
-def _finalise(runs: list[tuple[str, Path]], shards: Path, expected: int) -> dict[str, Any]:
+def _finalise(splits: dict[str, list[str]], raw: Path, shards: Path, expected: int) -> dict[str, Any]:
     """Rewrite every raw shard into OUT/shards; count successes per shard and failures per reason."""
     shutil.rmtree(shards, ignore_errors=True)
     shards.mkdir(parents=True)
     sizes: dict[str, int] = {}
-    splits: dict[str, list[str]] = {}
     failed: Counter[str] = Counter()
     per_source: dict[str, Counter[str]] = {}
-    for split, raw in runs:
-        for stats_path in _stats_files(raw):
-            name = f"{len(sizes):05d}"
-            samples = _rewrite_shard(raw / stats_path.name.replace("_stats.json", ""), shards / name)
-            shutil.copyfile(stats_path, shards / f"{name}_stats.json")
-            sizes[f"{name}.tar"] = samples["status"].to_pylist().count("success")
-            splits.setdefault(split, []).append(f"{name}.tar")
-            for status, message, source in zip(
-                *(samples[c].to_pylist() for c in ("status", "error_message", "source")), strict=True
-            ):
-                outcome = "success" if status == "success" else failure_reason(message)
-                per_source.setdefault(source, Counter())[outcome] += 1
-                if status != "success":
-                    failed[outcome] += 1
+    for name in (name for names in splits.values() for name in names):
+        samples = _rewrite_shard(raw / name, shards / name)
+        shutil.copyfile(raw / f"{name}_stats.json", shards / f"{name}_stats.json")
+        sizes[f"{name}.tar"] = samples["status"].to_pylist().count("success")
+        for status, message, source in zip(
+            *(samples[c].to_pylist() for c in ("status", "error_message", "source")), strict=True
+        ):
+            outcome = "success" if status == "success" else failure_reason(message)
+            per_source.setdefault(source, Counter())[outcome] += 1
+            if status != "success":
+                failed[outcome] += 1
     (shards / SIZES_NAME).write_text(json.dumps(sizes, indent=2, sort_keys=True) + "\n")
     attempted = sum(sum(c.values()) for c in per_source.values())
     if attempted != expected:
@@ -193,7 +189,7 @@ def _finalise(runs: list[tuple[str, Path]], shards: Path, expected: int) -> dict
         "success": sum(sizes.values()),
         "failed": dict(sorted(failed.items())),
         "shards": len(sizes),
-        "splits": splits,
+        "splits": {split: [f"{name}.tar" for name in names] for split, names in splits.items()},
         "per_source": {s: dict(sorted(c.items())) for s, c in sorted(per_source.items())},
     }
 
