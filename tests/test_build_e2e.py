@@ -42,7 +42,7 @@ def _real_captions(realdata: Path) -> dict[str, list[str]]:
 
 
 def test_shards_hold_every_photo_with_one_of_its_real_captions(coco_build, realdata):
-    out, manifest = coco_build
+    out, _manifest = coco_build
     real = _real_captions(realdata)
     samples = list(wds.WebDataset(sorted(str(p) for p in (out / "shards").glob("*.tar")), shardshuffle=False))
     assert len(samples) == 25

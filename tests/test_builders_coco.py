@@ -31,7 +31,7 @@ def test_real_coco_2017_file_keeps_every_caption_of_every_image(realdata):
 
 def test_real_photos_resolve_to_files_in_either_image_folder(realdata):
     coco = realdata / "images" / "coco"
-    rows, builder = _rows(
+    rows, _builder = _rows(
         inputs=[coco / "captions_train2017.subset.json", coco / "captions_val2017.subset.json"],
         image_dirs=[coco],
     )
@@ -46,7 +46,7 @@ def test_real_photos_resolve_to_files_in_either_image_folder(realdata):
 def test_real_mscoco_it_mixed_ids_crlf_and_url_field(realdata):
     path = realdata / "translated" / "it_mscoco" / "captions_ita_devset_validated.cut49.json"
     assert b"\r\n" in path.read_bytes()
-    rows, builder = _rows(inputs=[path], lang="it")
+    rows, _builder = _rows(inputs=[path], lang="it")
     assert len(rows) == 49
     assert sum(len(r["captions"]) for r in rows) == 246
     assert all(r["lang"] == "it" and r["image_url"].startswith("http://farm") for r in rows)

@@ -90,5 +90,5 @@ def test_clear_errors(tmp_path):
         Flickr8kBuilder(inputs=[tmp_path])
     with pytest.raises(ValueError, match="--captions"):
         Flickr8kBuilder(inputs=[tmp_path], image_dirs=[tmp_path], lang="ar")
-    with pytest.raises(ValueError, match="no Flickr8k.token.txt"):
+    with pytest.raises(ValueError, match=r"no Flickr8k\.token\.txt"):
         _build(inputs=[tmp_path], image_dirs=[tmp_path])
