@@ -24,7 +24,7 @@ from capbuild.filters.base import FilterContext, make_filters
 from capbuild.filters.chain import FilterChain
 from capbuild.images.stage import ImageOptions, run_image_stage
 from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest
-from capbuild.table import read_parts, rows_to_table, write_part
+from capbuild.table import rows_to_table, write_part
 
 TEXT_BATCH_ROWS = 20_000
 WORK_DIR = ".work"
@@ -74,8 +74,7 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
         _finish_stage(out, manifest, "text", started)
     if request.images is not None and not manifest["stages"]["images"]["done"]:
         started = time.monotonic()
-        table = read_parts(out / "captions")
-        manifest["counts"]["images"] = run_image_stage(table, out, work / "images", request.images)
+        manifest["counts"]["images"] = run_image_stage(out / "captions", out, work / "images", request.images)
         _finish_stage(out, manifest, "images", started)
     shutil.rmtree(work, ignore_errors=True)
     return manifest

@@ -23,7 +23,7 @@ import webdataset as wds
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from capbuild.images.failures import failure_reason
-from capbuild.table import SCORE_FIELDS
+from capbuild.table import SCORE_FIELDS, part_files
 
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
 # Columns of the caption table that go into every sample's KEY.json (img2dataset adds url,
@@ -87,50 +87,63 @@ def img2dataset_arguments(input_path: Path, shards: Path, options: ImageOptions,
     }
 
 
-def run_image_stage(table: pa.Table, out: Path, work: Path, options: ImageOptions) -> dict[str, Any]:
-    """Write OUT/shards from the caption table; returns the stage's counts.
+def run_image_stage(captions: Path, out: Path, work: Path, options: ImageOptions) -> dict[str, Any]:
+    """Write OUT/shards from the caption table's parts; returns the stage's counts.
 
     img2dataset runs once over one input file per split (it never lets a shard span two input
     files, so every shard holds one split) and resumes finished shards; then each shard is
     rewritten into OUT/shards with samples in table order and the caption table's key as the
-    sample key.
+    sample key. Parts are read one at a time, so memory does not grow with the table.
     """
     inputs, raw = work / "input", work / "raw"
     shutil.rmtree(inputs, ignore_errors=True)
     inputs.mkdir(parents=True)
+    rows_per_split = _write_inputs(captions, inputs)
     splits: dict[str, list[str]] = {}
     shard_count = 0
-    extra: list[str] = []
-    for index, (split, rows) in enumerate(_by_split(table)):
-        extra = _write_input(rows, inputs / f"{index:03d}-{_folder_name(split)}.parquet")
-        count = -(-len(rows) // options.shard_size)
+    for split, rows in rows_per_split.items():
+        count = -(-rows // options.shard_size)
         splits[split] = [f"{shard:05d}" for shard in range(shard_count, shard_count + count)]
         shard_count += count
     if shard_count:
+        extra = [c for c in pq.read_schema(next(inputs.glob("*.parquet"))).names if c not in ("url", "caption")]
         args_path = work / "img2dataset-args.json"
         args_path.write_text(json.dumps(img2dataset_arguments(inputs, raw, options, extra), indent=2))
         _run_img2dataset(args_path, raw, shard_count, work / "img2dataset.log")
-    return _finalise(splits, raw, out / "shards", expected=len(table))
+    return _finalise(splits, raw, out / "shards", expected=sum(rows_per_split.values()))
 
 
-def _by_split(table: pa.Table) -> list[tuple[str, pa.Table]]:
-    """The table's rows per split, in SPLIT_ORDER then by name, each in table order."""
-    splits = [s if s is not None else "train" for s in table["split"].to_pylist()]
-    names = sorted(set(splits), key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else len(SPLIT_ORDER), s))
-    mask_source = pa.array(splits, pa.string())
-    return [(name, table.filter(pc.equal(mask_source, name))) for name in names]
+def _write_inputs(captions: Path, inputs: Path) -> dict[str, int]:
+    """One img2dataset input file per split, named so that img2dataset's sorted read gives
+    SPLIT_ORDER first; returns the rows per split in that order."""
+    writers: dict[str, pq.ParquetWriter] = {}
+    rows: Counter[str] = Counter()
+    try:
+        for part in part_files(captions):
+            table = pq.read_table(part)
+            splits = pa.array([s if s is not None else "train" for s in table["split"].to_pylist()], pa.string())
+            for split in pc.unique(splits).to_pylist():
+                selected = _input_columns(table.filter(pc.equal(splits, split)))
+                if split not in writers:
+                    writers[split] = pq.ParquetWriter(inputs / f"{_input_name(split)}.parquet", selected.schema)
+                writers[split].write_table(selected)
+                rows[split] += len(selected)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return {split: rows[split] for split in sorted(rows, key=_input_name)}
 
 
-def _folder_name(split: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", split)
+def _input_name(split: str) -> str:
+    rank = SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER)
+    return f"{rank}-{re.sub(r'[^A-Za-z0-9_-]', '_', split)}"
 
 
-def _write_input(table: pa.Table, path: Path) -> list[str]:
+def _input_columns(table: pa.Table) -> pa.Table:
     scores = [c for c in table.column_names if c in SCORE_FIELDS]
     columns = {"url": table["image_url"], "caption": table["caption"], TABLE_KEY: table["key"]}
     columns.update({name: table[name] for name in (*SAMPLE_COLUMNS, *scores)})
-    pq.write_table(pa.table(columns), path)
-    return [name for name in columns if name not in ("url", "caption")]
+    return pa.table(columns)
 
 
 def _run_img2dataset(args_path: Path, raw: Path, shard_count: int, log_path: Path) -> None:
