@@ -30,10 +30,17 @@ class FilterResult:
 
 class Filter(ABC):
     """Judges a batch of caption-table rows. Subclasses set `name` (the spec name users type) and,
-    when the score is kept in the table, `score_column` (declared in capbuild.table.SCORE_FIELDS)."""
+    when the score is kept in the table, `score_column` (declared in capbuild.table.SCORE_FIELDS).
+
+    `stateful` is True for a filter whose verdict on a row depends on rows of earlier batches
+    (dedup): executors run it on one process over the partitions in order. Every other filter
+    judges each row on its own and may run on any worker. `uses_gpu` (class or instance attribute)
+    asks the Ray executor to pin each of the filter's workers to one GPU."""
 
     name: ClassVar[str]
     score_column: ClassVar[str | None] = None
+    stateful: ClassVar[bool] = False
+    uses_gpu: bool = False
 
     @classmethod
     def from_spec(cls, arg: str | None, context: FilterContext) -> Filter:

@@ -12,17 +12,28 @@ from capbuild.table import caption_schema, conform, rejected_schema
 
 
 class FilterChain:
-    """Applies filters in order; counts rows in, kept and dropped per filter."""
+    """Applies filters in order; counts rows in, kept and dropped per filter.
 
-    def __init__(self, filters: list[Filter]) -> None:
+    `score_columns` (default: those of `filters`) sets the output schema; a chain that runs one
+    segment of a longer chain passes the whole chain's, so that its rejected rows keep every score."""
+
+    def __init__(self, filters: list[Filter], score_columns: list[str] | None = None) -> None:
         self.filters = filters
-        self.score_columns = [f.score_column for f in filters if f.score_column]
+        self.score_columns = (
+            score_columns if score_columns is not None else [f.score_column for f in filters if f.score_column]
+        )
         self.schema = caption_schema(self.score_columns)
         self.rejected_schema = rejected_schema(self.score_columns)
         self.counts: dict[str, dict[str, int]] = {f.describe(): {"in": 0, "kept": 0, "dropped": 0} for f in filters}
 
     def apply(self, batch: pa.Table) -> tuple[pa.Table, pa.Table]:
         """Filter one batch; returns (kept rows, rejected rows), both conformed to the build schema."""
+        kept, rejected = self.run(batch)
+        return conform(kept, self.schema), rejected
+
+    def run(self, batch: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """Like `apply`, but the kept rows come back as the last filter left them (not conformed),
+        exactly what a following filter would have been given."""
         rejected: list[pa.Table] = []
         for flt in self.filters:
             counts = self.counts[flt.describe()]
@@ -41,7 +52,7 @@ class FilterChain:
             counts["kept"] += len(batch)
             counts["dropped"] += len(dropped)
         rejected_table = pa.concat_tables(rejected) if rejected else self.rejected_schema.empty_table()
-        return conform(batch, self.schema), rejected_table
+        return batch, rejected_table
 
 
 def _as_text(value: Any) -> str:

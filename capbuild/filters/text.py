@@ -84,6 +84,7 @@ class DedupFilter(Filter):
     """Drops a row whose normalised caption an earlier row already had; the value names that row."""
 
     name = "dedup"
+    stateful = True
 
     def __init__(self) -> None:
         # Digests, not texts, so that memory stays small on millions of captions.
@@ -107,6 +108,7 @@ class UniqueKeyFilter(Filter):
     shard keys stay unique; builders merge such rows where the source allows it."""
 
     name = "unique_key"
+    stateful = True
 
     def __init__(self) -> None:
         self.seen: set[str] = set()

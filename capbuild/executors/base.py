@@ -1,0 +1,81 @@
+"""The Executor interface and the local (in-process) executor."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from capbuild.filters.base import FilterContext
+from capbuild.filters.chain import FilterChain
+from capbuild.partitions import Counts, PartitionTask, Segment, run_partition
+
+EXECUTORS = ("local", "ray")
+OnDone = Callable[[int, Counts], None]
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where stateless filter segments run. Operational: the table is the same on every executor."""
+
+    name: str = "local"
+    address: str | None = None
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.name not in EXECUTORS:
+            raise ValueError(f"--executor must be one of {', '.join(EXECUTORS)} (got {self.name!r})")
+        if self.workers < 0:
+            raise ValueError(f"--ray-workers must be 0 (one per CPU, or per GPU) or more (got {self.workers})")
+        if self.address and self.name != "ray":
+            raise ValueError("--ray-address needs --executor ray")
+
+
+class Executor(ABC):
+    """Runs the partitions of one stateless segment, in any order, and reports each as it is done."""
+
+    @abstractmethod
+    def map(
+        self,
+        segment: Segment,
+        tasks: list[PartitionTask],
+        context: FilterContext,
+        score_columns: list[str],
+        on_done: OnDone,
+    ) -> None:
+        """Filter every task's partition with the segment; call on_done(index, counts) per partition."""
+
+    def close(self) -> None:
+        """Release what the executor holds (workers, a Ray instance it started)."""
+
+
+class LocalExecutor(Executor):
+    """Runs partitions in order in this process, with the build's own filter objects."""
+
+    def map(
+        self,
+        segment: Segment,
+        tasks: list[PartitionTask],
+        context: FilterContext,
+        score_columns: list[str],
+        on_done: OnDone,
+    ) -> None:
+        chain = FilterChain(list(segment.filters), score_columns)
+        for task in tasks:
+            on_done(task.index, run_partition(chain, task))
+
+
+@contextmanager
+def open_executor(options: ExecutorOptions) -> Iterator[Executor]:
+    """The executor the options name, closed on exit."""
+    if options.name == "ray":
+        from capbuild.executors.ray_actors import RayExecutor
+
+        executor: Executor = RayExecutor(address=options.address, workers=options.workers)
+    else:
+        executor = LocalExecutor()
+    try:
+        yield executor
+    finally:
+        executor.close()

@@ -1,0 +1,98 @@
+"""The Ray executor: each stateless segment runs on a pool of Ray actors that hold its filters.
+
+An actor per CPU (or, for a segment with a GPU filter, one per GPU with num_gpus=1) is built from the
+segment's filter specs, so each loads its model once. Partitions are handed out one at a time to
+whichever actor is free. An actor whose process dies is restarted by Ray and its partition retried;
+the partition's files are written atomically under a fixed name, so a retry can neither duplicate
+nor lose rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from capbuild.executors.base import Executor, OnDone
+from capbuild.filters.base import FilterContext
+from capbuild.partitions import PartitionTask, Segment, SegmentWorker
+
+# How often Ray may restart a dead actor, and retry the partition it was filtering.
+RESTARTS = 4
+
+
+class RayExecutor(Executor):
+    """Connects to the Ray cluster at `address`, or starts a local Ray instance (stopped on close)."""
+
+    def __init__(self, address: str | None = None, workers: int = 0) -> None:
+        try:
+            import ray
+        except ImportError as err:
+            raise RuntimeError("--executor ray needs Ray: pip install 'capbuild[scale]'") from err
+        self.ray = ray
+        self.workers = workers
+        self.owned = not ray.is_initialized()
+        if self.owned:
+            quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+            if address:
+                ray.init(address=address, **quiet)
+            else:
+                ray.init(num_cpus=workers or None, include_dashboard=False, **quiet)
+
+    def map(
+        self,
+        segment: Segment,
+        tasks: list[PartitionTask],
+        context: FilterContext,
+        score_columns: list[str],
+        on_done: OnDone,
+    ) -> None:
+        if not tasks:
+            return
+        ray = self.ray
+        actors = [self._actor(segment, context, score_columns) for _ in range(self._pool_size(segment, len(tasks)))]
+        waiting = list(reversed(tasks))
+        running: dict[Any, Any] = {}
+        try:
+            for actor in actors:
+                if waiting:
+                    running[actor.process.remote(waiting.pop())] = actor
+            while running:
+                [ready], _ = ray.wait(list(running), num_returns=1)
+                actor = running.pop(ready)
+                try:
+                    index, counts = ray.get(ready)
+                except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as err:
+                    raise RuntimeError(
+                        f"a Ray worker failed on segment [{segment.label}] ({type(err).__name__}: {err}); "
+                        "finished partitions are kept: re-run the same command to resume"
+                    ) from err
+                on_done(index, counts)
+                if waiting:
+                    running[actor.process.remote(waiting.pop())] = actor
+        finally:
+            for actor in actors:
+                ray.kill(actor, no_restart=True)
+
+    def _pool_size(self, segment: Segment, tasks: int) -> int:
+        resource = "GPU" if segment.uses_gpu else "CPU"
+        available = int(self.ray.cluster_resources().get(resource, 0))
+        if available == 0:
+            raise RuntimeError(
+                f"filter(s) [{segment.label}] need a {resource} but the Ray cluster has none; "
+                "add one or run with --executor local"
+            )
+        return max(1, min(self.workers or available, available, tasks))
+
+    def _actor(self, segment: Segment, context: FilterContext, score_columns: list[str]) -> Any:
+        gpu = segment.uses_gpu
+        worker = self.ray.remote(SegmentWorker).options(
+            num_cpus=0 if gpu else 1,
+            num_gpus=1 if gpu else 0,
+            max_restarts=RESTARTS,
+            max_task_retries=RESTARTS,
+        )
+        return worker.remote(segment.specs, segment.modules, context, score_columns)
+
+    def close(self) -> None:
+        if self.owned and self.ray.is_initialized():
+            self.ray.shutdown()

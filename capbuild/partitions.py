@@ -1,0 +1,154 @@
+"""The text stage's unit of work: caption-table partitions and the filter-chain segments run over them.
+
+    OUT/.work/text/raw/part-NNNNN.parquet          builder rows, TEXT_BATCH_ROWS per partition
+    OUT/.work/text/seg-SS/{kept,rejected}/part-NNNNN.parquet
+    OUT/.work/text/seg-SS/counts/part-NNNNN.json   written last: the partition is done for the segment
+
+A segment is either a maximal run of stateless filters (any worker may take any partition) or one
+stateful filter (one process, partitions in order). Every file is written atomically, so a killed
+worker or build leaves whole partitions or none, and a re-run redoes only what is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from capbuild.filters.base import Filter, FilterContext, make_filter
+from capbuild.filters.chain import FilterChain
+
+Counts = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Consecutive filters of the chain that run together on one worker."""
+
+    index: int
+    specs: tuple[str, ...]
+    filters: tuple[Filter, ...]
+
+    @property
+    def stateful(self) -> bool:
+        return any(f.stateful for f in self.filters)
+
+    @property
+    def uses_gpu(self) -> bool:
+        return any(f.uses_gpu for f in self.filters)
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The modules that register the segment's filters (a worker imports them before make_filter)."""
+        return tuple(sorted({type(f).__module__ for f in self.filters}))
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f.describe() for f in self.filters)
+
+
+def split_segments(specs: list[str], filters: list[Filter]) -> list[Segment]:
+    """Cut the chain into maximal runs of stateless filters and single stateful filters."""
+    groups: list[list[int]] = []
+    for i, flt in enumerate(filters):
+        if flt.stateful or not groups or filters[groups[-1][-1]].stateful:
+            groups.append([i])
+        else:
+            groups[-1].append(i)
+    return [
+        Segment(n, tuple(specs[i] for i in group), tuple(filters[i] for i in group)) for n, group in enumerate(groups)
+    ]
+
+
+@dataclass(frozen=True)
+class PartitionTask:
+    """One partition through one segment: where it is read from and where its outputs go."""
+
+    index: int
+    source: str
+    kept: str
+    rejected: str
+    counts: str
+
+    def done(self) -> bool:
+        return Path(self.counts).exists()
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}"
+
+
+def segment_tasks(work: Path, segment: int, partitions: int) -> list[PartitionTask]:
+    """The tasks of segment `segment`: it reads the previous segment's kept parts (or the raw ones)."""
+    source = work / "raw" if segment == 0 else segment_dir(work, segment - 1) / "kept"
+    folder = segment_dir(work, segment)
+    return [
+        PartitionTask(
+            index=i,
+            source=str(source / f"{part_name(i)}.parquet"),
+            kept=str(folder / "kept" / f"{part_name(i)}.parquet"),
+            rejected=str(folder / "rejected" / f"{part_name(i)}.parquet"),
+            counts=str(folder / "counts" / f"{part_name(i)}.json"),
+        )
+        for i in range(partitions)
+    ]
+
+
+def segment_dir(work: Path, segment: int) -> Path:
+    return work / f"seg-{segment:02d}"
+
+
+def run_partition(chain: FilterChain, task: PartitionTask, write: bool = True) -> Counts:
+    """Filter one partition and (unless `write` is False) write its kept rows, rejected rows and
+    per-filter counts, the counts last."""
+    for counts in chain.counts.values():
+        counts.update({"in": 0, "kept": 0, "dropped": 0})
+    kept, rejected = chain.run(pq.read_table(task.source))
+    if write:
+        write_table_atomic(kept, Path(task.kept))
+        write_table_atomic(rejected, Path(task.rejected))
+        write_json_atomic({name: dict(c) for name, c in chain.counts.items()}, Path(task.counts))
+    return {name: dict(c) for name, c in chain.counts.items()}
+
+
+def read_counts(task: PartitionTask) -> Counts:
+    return json.loads(Path(task.counts).read_text(encoding="utf-8"))
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+def write_json_atomic(data: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+class SegmentWorker:
+    """Holds one segment's filters, built from their specs where it runs (a Ray actor, or in
+    process), and filters partitions with them. Shipping specs rather than filter objects means a
+    worker loads its own model (translation, POS) and filters need not be picklable."""
+
+    def __init__(
+        self, specs: tuple[str, ...], modules: tuple[str, ...], context: FilterContext, score_columns: list[str]
+    ) -> None:
+        for module in modules:
+            importlib.import_module(module)
+        self.chain = FilterChain([make_filter(spec, context) for spec in specs], score_columns)
+
+    def process(self, task: PartitionTask) -> tuple[int, Counts]:
+        return task.index, run_partition(self.chain, task)
+
+    def pid(self) -> int:
+        return os.getpid()
