@@ -40,6 +40,7 @@ def test_unknown_filter_is_a_clear_error(tmp_path, realdata):
     assert result.exit_code == 2
     assert "unknown filter 'nope'" in result.output
     assert "Traceback" not in result.output
+    assert not (tmp_path / "manifest.json").exists(), "a bad spec must not leave a build that blocks the fixed one"
 
 
 def test_no_images_build_and_info(tmp_path, realdata):
