@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
 from capbuild import __version__
 from capbuild.builders.base import Builder
+from capbuild.executors import ExecutorOptions
 from capbuild.filters.base import FilterContext, chain_specs, make_filters
 from capbuild.filters.chain import FilterChain
 from capbuild.images.stage import ImageOptions, run_image_stage
 from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest
-from capbuild.table import rows_to_table, write_part
+from capbuild.text_stage import TEXT_BATCH_ROWS, run_text_stage  # noqa: F401  (TEXT_BATCH_ROWS: imported from here)
 
-TEXT_BATCH_ROWS = 20_000
 WORK_DIR = ".work"
 OWNED_PATHS = ("captions", "rejected", "shards", WORK_DIR, "manifest.json", "README.md")
 
@@ -45,6 +42,7 @@ class BuildRequest:
     filter_options: dict[str, Any] = field(default_factory=dict)
     images: ImageOptions | None = field(default_factory=ImageOptions)
     overwrite: bool = False
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
 
     def filter_context(self) -> FilterContext:
         return FilterContext(lang=self.builder.lang, options=self.filter_options)
@@ -70,7 +68,15 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
     work = out / WORK_DIR
     if not manifest["stages"]["text"]["done"]:
         started = time.monotonic()
-        manifest["counts"]["text"] = run_text_stage(request.builder, FilterChain(filters), out, work)
+        manifest["counts"]["text"] = run_text_stage(
+            request.builder,
+            FilterChain(filters),
+            chain_specs(request.filters),
+            request.filter_context(),
+            out,
+            work,
+            request.executor,
+        )
         _finish_stage(out, manifest, "text", started)
     if request.images is not None and not manifest["stages"]["images"]["done"]:
         started = time.monotonic()
@@ -78,55 +84,6 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
         _finish_stage(out, manifest, "images", started)
     shutil.rmtree(work, ignore_errors=True)
     return manifest
-
-
-def run_text_stage(builder: Builder, chain: FilterChain, out: Path, work: Path) -> dict[str, Any]:
-    """Builder rows through the filter chain, in batches, into captions/ and rejected/ parts."""
-    staging = {name: work / name for name in ("captions", "rejected")}
-    for folder in staging.values():
-        shutil.rmtree(folder, ignore_errors=True)
-    kept_by_source: Counter[str] = Counter()
-    rejected_by_source: Counter[str] = Counter()
-    read = 0
-    part = 0
-
-    def flush(rows: list[dict[str, Any]]) -> None:
-        nonlocal part
-        kept, rejected = chain.apply(rows_to_table(rows))
-        if len(kept) or part == 0:
-            write_part(kept, staging["captions"], part)
-        if len(rejected):
-            write_part(rejected, staging["rejected"], part)
-        kept_by_source.update(kept["source"].to_pylist())
-        rejected_by_source.update(rejected["source"].to_pylist())
-        part += 1
-
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
-        task = progress.add_task("captions: reading and filtering", total=None)
-        rows: list[dict[str, Any]] = []
-        for row in builder.rows():
-            rows.append(row)
-            read += 1
-            if len(rows) >= TEXT_BATCH_ROWS:
-                flush(rows)
-                rows = []
-                progress.update(task, description=f"captions: {read:,} rows read and filtered")
-        if rows or part == 0:
-            flush(rows)
-        progress.update(task, description=f"captions: {read:,} rows read and filtered")
-    for name, folder in staging.items():
-        shutil.rmtree(out / name, ignore_errors=True)
-        if folder.exists():
-            folder.replace(out / name)
-    sources = sorted(set(kept_by_source) | set(rejected_by_source))
-    return {
-        "source_rows": read,
-        "builder": builder.report(),
-        "filters": chain.counts,
-        "captions": sum(kept_by_source.values()),
-        "rejected": sum(rejected_by_source.values()),
-        "per_source": {s: {"captions": kept_by_source[s], "rejected": rejected_by_source[s]} for s in sources},
-    }
 
 
 def _open_manifest(out: Path, config: dict[str, Any], overwrite: bool) -> dict[str, Any]:

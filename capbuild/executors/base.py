@@ -46,6 +46,7 @@ class Executor(ABC):
     ) -> None:
         """Filter every task's partition with the segment; call on_done(index, counts) per partition."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release what the executor holds (workers, a Ray instance it started)."""
 
@@ -64,6 +65,9 @@ class LocalExecutor(Executor):
         chain = FilterChain(list(segment.filters), score_columns)
         for task in tasks:
             on_done(task.index, run_partition(chain, task))
+
+    def close(self) -> None:
+        """Nothing to release: the filters belong to the build."""
 
 
 @contextmanager
