@@ -16,7 +16,8 @@ from capbuild.build import BuildConflictError, BuildRequest, run_build
 from capbuild.builders.base import Builder
 from capbuild.builders.coco import CocoBuilder
 from capbuild.builders.flickr8k import Flickr8kBuilder
-from capbuild.images.stage import RESIZE_MODES, ImageOptions
+from capbuild.executors import EXECUTORS, ExecutorOptions
+from capbuild.images.stage import DISTRIBUTORS, RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
 
 app = typer.Typer(
@@ -57,6 +58,23 @@ BUILD_OPTIONS = [
     _option("threads", int, 16, "--threads", help="Download threads per process."),
     _option("timeout", int, 10, "--timeout", help="Seconds before an image download is abandoned."),
     _option("retries", int, 0, "--retries", help="Extra download attempts for a failed image."),
+    _option(
+        "distributor",
+        str,
+        "multiprocessing",
+        "--distributor",
+        help=f"img2dataset distributor for the image stage: {', '.join(DISTRIBUTORS)}.",
+    ),
+    _option("spark_master", str | None, None, "--spark-master", help="Spark master for --distributor pyspark."),
+    _option(
+        "executor",
+        str,
+        "local",
+        "--executor",
+        help=f"Where the text filters run: {', '.join(EXECUTORS)} (Ray actors over table partitions).",
+    ),
+    _option("ray_address", str | None, None, "--ray-address", help="Ray cluster to join (default: start a local one)."),
+    _option("ray_workers", int, 0, "--ray-workers", help="Ray actors per filter segment (0: one per CPU, or GPU)."),
     _option("no_images", bool, False, "--no-images", help="Stop after the caption table (no shards)."),
     _option("overwrite", bool, False, "--overwrite", help="Replace a different build already in --out."),
 ]
@@ -81,6 +99,7 @@ def build_command(
                 filter_options={p.name: options[p.name] for p in FILTER_OPTIONS},
                 images=None if options["no_images"] else _image_options(options),
                 overwrite=options["overwrite"],
+                executor=ExecutorOptions(options["executor"], options["ray_address"], options["ray_workers"]),
             )
             manifest = run_build(request)
             _print_summary(options["out"], manifest)
@@ -99,6 +118,9 @@ def _image_options(options: dict[str, Any]) -> ImageOptions:
         threads=options["threads"],
         timeout=options["timeout"],
         retries=options["retries"],
+        distributor=options["distributor"],
+        spark_master=options["spark_master"],
+        ray_address=options["ray_address"],
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from capbuild.builders.base import Builder
@@ -117,7 +118,7 @@ def _run_segment(
     progress: Progress,
 ) -> None:
     pending = [t for t in tasks if not t.done()]
-    bar = progress.add_task(f"filters [{segment.label}]", total=len(tasks), completed=len(tasks) - len(pending))
+    bar = progress.add_task(f"filters: {escape(segment.label)}", total=len(tasks), completed=len(tasks) - len(pending))
     if not pending:
         return
 

@@ -28,8 +28,6 @@ class ExecutorOptions:
             raise ValueError(f"--executor must be one of {', '.join(EXECUTORS)} (got {self.name!r})")
         if self.workers < 0:
             raise ValueError(f"--ray-workers must be 0 (one per CPU, or per GPU) or more (got {self.workers})")
-        if self.address and self.name != "ray":
-            raise ValueError("--ray-address needs --executor ray")
 
 
 class Executor(ABC):

@@ -26,6 +26,7 @@ from capbuild.images.failures import failure_reason
 from capbuild.table import SCORE_FIELDS, part_files
 
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
+DISTRIBUTORS = ("multiprocessing", "pyspark", "ray")
 # Columns of the caption table that go into every sample's KEY.json (img2dataset adds url,
 # width, height, original size, status and sha256). img2dataset reserves `key` for the positional
 # key it writes; the table's key travels as TABLE_KEY and replaces it when shards are rewritten.
@@ -33,6 +34,7 @@ SAMPLE_COLUMNS = ("source", "source_id", "split", "lang", "caption_orig", "lang_
 TABLE_KEY = "table_key"
 SPLIT_ORDER = ("train", "val", "test")
 SIZES_NAME = "sizes.json"
+SPARK_MASTER_ENV = "CAPBUILD_SPARK_MASTER"
 
 
 @dataclass
@@ -48,16 +50,21 @@ class ImageOptions:
     threads: int = 16
     timeout: int = 10
     retries: int = 0
+    distributor: str = "multiprocessing"
+    spark_master: str | None = None
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)} (got {self.resize_mode!r})")
+        if self.distributor not in DISTRIBUTORS:
+            raise ValueError(f"--distributor must be one of {', '.join(DISTRIBUTORS)} (got {self.distributor!r})")
         if self.image_size <= 0 or self.shard_size <= 0:
             raise ValueError("--image-size and --shard-size must be positive")
 
     def output_config(self) -> dict[str, Any]:
         config = asdict(self)
-        for operational in ("processes", "threads", "timeout", "retries"):
+        for operational in ("processes", "threads", "timeout", "retries", "distributor", "spark_master", "ray_address"):
             config.pop(operational)
         return config
 
@@ -81,6 +88,7 @@ def img2dataset_arguments(input_path: Path, shards: Path, options: ImageOptions,
         "thread_count": options.threads,
         "timeout": options.timeout,
         "retries": options.retries,
+        "distributor": options.distributor,
         "extract_exif": False,
         "enable_wandb": False,
         "incremental_mode": "incremental",
@@ -109,7 +117,7 @@ def run_image_stage(captions: Path, out: Path, work: Path, options: ImageOptions
         extra = [c for c in pq.read_schema(next(inputs.glob("*.parquet"))).names if c not in ("url", "caption")]
         args_path = work / "img2dataset-args.json"
         args_path.write_text(json.dumps(img2dataset_arguments(inputs, raw, options, extra), indent=2))
-        _run_img2dataset(args_path, raw, shard_count, work / "img2dataset.log")
+        _run_img2dataset(args_path, raw, shard_count, work / "img2dataset.log", distributor_env(options))
     return _finalise(splits, raw, out / "shards", expected=sum(rows_per_split.values()))
 
 
@@ -146,8 +154,19 @@ def _input_columns(table: pa.Table) -> pa.Table:
     return pa.table(columns)
 
 
-def _run_img2dataset(args_path: Path, raw: Path, shard_count: int, log_path: Path) -> None:
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled"}
+def distributor_env(options: ImageOptions) -> dict[str, str]:
+    """Where img2dataset's distributor finds its cluster: a Spark master for pyspark (default: a
+    local one with --processes cores), a Ray address for ray (default: a local Ray instance)."""
+    env = {}
+    if options.distributor == "pyspark":
+        env[SPARK_MASTER_ENV] = options.spark_master or f"local[{options.processes}]"
+    if options.distributor == "ray" and options.ray_address:
+        env["RAY_ADDRESS"] = options.ray_address
+    return env
+
+
+def _run_img2dataset(args_path: Path, raw: Path, shard_count: int, log_path: Path, extra_env: dict[str, str]) -> None:
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled", **extra_env}
     command = [sys.executable, "-m", "capbuild.images.download", str(args_path)]
     with log_path.open("ab") as log, _progress() as progress:
         task = progress.add_task("images: shards", total=shard_count)

@@ -1,0 +1,93 @@
+"""For the scale tests: a stateless filter that is slow on purpose (so that a test can kill a worker
+or a build while it runs) and logs what it does; a COCO file with varied captions; and
+`python -m tests.scale_helpers ...`: the capbuild command with that filter registered.
+
+`--filter slow_test=SECONDS:LOGDIR` sleeps SECONDS per batch, drops captions whose length is a
+multiple of 5, writes LOGDIR/pids/PID when a process builds it and one line per batch to
+LOGDIR/batches.log ("PID FIRST_KEY ROWS").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from capbuild.filters.base import Filter, FilterContext, FilterResult, register_filter
+
+
+@register_filter
+class SlowTestFilter(Filter):
+    name = "slow_test"
+
+    def __init__(self, seconds: float, log_dir: Path) -> None:
+        self.seconds, self.log_dir, self.spec = seconds, log_dir, f"{seconds}:{log_dir}"
+        (log_dir / "pids").mkdir(parents=True, exist_ok=True)
+        (log_dir / "pids" / str(os.getpid())).touch()
+
+    @classmethod
+    def from_spec(cls, arg: str | None, context: FilterContext) -> SlowTestFilter:
+        seconds, _, log_dir = (arg or "").partition(":")
+        return cls(float(seconds), Path(log_dir))
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        time.sleep(self.seconds)
+        lengths = [len(c) for c in batch["caption"].to_pylist()]
+        first = batch["key"][0].as_py() if len(batch) else "-"
+        with (self.log_dir / "batches.log").open("a") as log:
+            log.write(f"{os.getpid()} {first} {len(batch)}\n")
+        return FilterResult(batch, [n % 5 != 0 for n in lengths], lengths)
+
+    def describe(self) -> str:
+        return f"{self.name}={self.spec}"
+
+
+def logged_batches(log_dir: Path) -> list[tuple[int, str, int]]:
+    """(pid, first key, rows) of every batch the filter judged, in the order they were logged."""
+    path = log_dir / "batches.log"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [(int(p), k, int(n)) for p, k, n in (line.split() for line in lines)]
+
+
+COLOURS = ("red", "blue", "green", "black", "white", "yellow")
+ANIMALS = ("dog", "cat", "horse", "bird", "cow", "zebra", "sheep")
+PLACES = ("on the grass", "in a field", "near a road", "by the sea", "under a tree")
+
+
+def write_varied_coco(path: Path, images: int) -> Path:
+    """A COCO captions file whose captions exercise clean, len and dedup: repeated captions (with
+    other case and punctuation), one-word captions, one left blank by cleaning, mojibake and extra whitespace."""
+
+    def base(i: int) -> str:
+        return f"a {COLOURS[i % 6]} {ANIMALS[i % 7]} {PLACES[i % 5]}"
+
+    entries, annotations = [], []
+    for i in range(1, images + 1):
+        caption = base(i)
+        if i % 8 == 0:
+            caption = base(i - 1).upper() + "!"
+        elif i % 11 == 0:
+            caption = ANIMALS[i % 7]
+        elif i % 19 == 0:
+            caption = f"{base(1).capitalize()}."  # a duplicate partitions away from its first
+        elif i % 17 == 0:
+            caption = f"  caf\u00c3\u00a9 {caption}  "
+        elif i % 23 == 0:
+            caption = "&nbsp;"
+        entries.append({"id": i, "file_name": f"{i}.jpg", "coco_url": f"http://127.0.0.1:9/{i}.jpg"})
+        annotations.append({"id": i, "image_id": i, "caption": caption})
+    path.write_text(json.dumps({"images": entries, "annotations": annotations}))
+    return path
+
+
+if __name__ == "__main__":
+    import capbuild.text_stage
+    from capbuild.cli import main
+
+    capbuild.text_stage.TEXT_BATCH_ROWS = int(os.environ.get("CAPBUILD_TEST_BATCH_ROWS", "20000"))
+    sys.argv[0] = "capbuild"
+    main()

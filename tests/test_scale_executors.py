@@ -1,0 +1,108 @@
+"""The text stage on Ray: the same table as in process, and a killed worker loses and doubles nothing."""
+
+import os
+import signal
+import threading
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+import capbuild.text_stage
+from capbuild.build import BuildRequest, run_build
+from capbuild.builders.coco import CocoBuilder
+from capbuild.executors import ExecutorOptions
+from capbuild.filters.base import FilterContext, chain_specs, make_filters
+from capbuild.partitions import split_segments
+from tests.scale_helpers import logged_batches, write_varied_coco
+
+ray = pytest.importorskip("ray", reason="the scale extra (ray) is not installed: pip install 'capbuild[scale]'")
+
+IMAGES = 60
+BATCH_ROWS = 6
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance with 2 CPUs for the module (the executor reuses it, and leaves it)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def small_partitions(monkeypatch):
+    monkeypatch.setattr(capbuild.text_stage, "TEXT_BATCH_ROWS", BATCH_ROWS)
+
+
+def _build(tmp_path, name, executor, filters):
+    captions = write_varied_coco(tmp_path / "captions.json", IMAGES)
+    out = tmp_path / name
+    request = BuildRequest(
+        builder=CocoBuilder(inputs=[captions]), out=out, filters=filters, images=None, executor=executor
+    )
+    return out, run_build(request)
+
+
+def _tables(out):
+    return pq.read_table(out / "captions"), pq.read_table(out / "rejected")
+
+
+def test_segments_cut_at_stateful_filters():
+    specs = chain_specs(["len=2..", "dedup"])
+    segments = split_segments(specs, make_filters(specs, FilterContext()))
+    assert [(s.specs, s.stateful) for s in segments] == [
+        (("clean",), False),
+        (("unique_key",), True),
+        (("len=2..",), False),
+        (("dedup",), True),
+    ]
+
+
+@pytest.mark.slow
+def test_ray_gives_the_table_of_the_local_executor(tmp_path, local_ray, small_partitions):
+    filters = ["len=3..", f"slow_test=0:{tmp_path / 'log'}", "dedup"]
+    local, local_manifest = _build(tmp_path, "local", ExecutorOptions("local"), filters)
+    on_ray, ray_manifest = _build(tmp_path, "ray", ExecutorOptions("ray", workers=2), filters)
+    local_kept, local_rejected = _tables(local)
+    ray_kept, ray_rejected = _tables(on_ray)
+    assert ray_kept.equals(local_kept) and ray_rejected.equals(local_rejected)
+    for folder in ("captions", "rejected"):
+        assert sorted(p.name for p in (on_ray / folder).iterdir()) == sorted(p.name for p in (local / folder).iterdir())
+    assert ray_manifest["counts"]["text"] == local_manifest["counts"]["text"]
+    # Every filter did something, so the comparison means something.
+    assert all(c["dropped"] for name, c in local_manifest["counts"]["text"]["filters"].items() if name != "unique_key")
+    assert {pid for pid, _, _ in logged_batches(tmp_path / "log")} - {os.getpid()}, "no batch ran on a Ray worker"
+
+
+@pytest.mark.slow
+def test_killing_a_ray_worker_mid_stage_loses_and_doubles_no_row(tmp_path, local_ray, small_partitions):
+    log = tmp_path / "log"
+    filters = ["len=3..", f"slow_test=0.4:{log}", "dedup"]
+    clean, _ = _build(tmp_path, "clean", ExecutorOptions("local"), [*filters[:1], f"slow_test=0:{log}", "dedup"])
+    out = tmp_path / "killed"
+    result: dict = {}
+    thread = threading.Thread(
+        target=lambda: result.update(manifest=_build(tmp_path, "killed", ExecutorOptions("ray", workers=2), filters)[1])
+    )
+    thread.start()
+    done = out / ".work" / "text" / "seg-02" / "counts"  # the (len, slow_test) segment
+    partitions = -(-IMAGES // BATCH_ROWS)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(done.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    workers = {int(p.name) for p in (log / "pids").iterdir()} - {os.getpid()}
+    finished_before_kill = len(list(done.glob("*.json")))
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=180)
+    assert not thread.is_alive() and "manifest" in result, "the build did not finish after a worker was killed"
+    assert 2 <= finished_before_kill < partitions, "the kill should land inside the stage"
+    restarted = {int(p.name) for p in (log / "pids").iterdir()} - workers - {os.getpid()}
+    assert restarted, "Ray should have restarted the killed actor"
+
+    kept, rejected = _tables(out)
+    clean_kept, clean_rejected = _tables(clean)
+    assert len(set(kept["key"].to_pylist())) == len(kept)
+    assert kept.equals(clean_kept) and rejected.equals(clean_rejected)
+    assert len(kept) + len(rejected) == IMAGES
