@@ -160,6 +160,8 @@ def distributor_env(options: ImageOptions) -> dict[str, str]:
     env = {}
     if options.distributor == "pyspark":
         env[SPARK_MASTER_ENV] = options.spark_master or f"local[{options.processes}]"
+        if env[SPARK_MASTER_ENV].startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+            env["PYSPARK_PYTHON"] = sys.executable  # Spark's Python workers need this environment's packages
     if options.distributor == "ray" and options.ray_address:
         env["RAY_ADDRESS"] = options.ray_address
     return env
