@@ -19,6 +19,7 @@ from capbuild.builders.flickr8k import Flickr8kBuilder
 from capbuild.executors import EXECUTORS, ExecutorOptions
 from capbuild.images.stage import DISTRIBUTORS, RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
+from capbuild.storage import build_folder, local_inputs
 
 app = typer.Typer(
     help="Build multilingual image-caption datasets (caption table, filters, WebDataset shards).",
@@ -41,7 +42,14 @@ REQUIRED = inspect.Parameter.empty
 
 # Options every build command takes.
 BUILD_OPTIONS = [
-    _option("out", Path, REQUIRED, "--out", "-o", help="Build folder (created; resumed when it holds this build)."),
+    _option(
+        "out",
+        str,
+        REQUIRED,
+        "--out",
+        "-o",
+        help="Build folder, local or any fsspec URL (s3://, gs://, hf://): created; resumed when it holds this build.",
+    ),
     _option("lang", str, "en", "--lang", help="Language of the captions (ISO 639-1, e.g. it, ar, id)."),
     _option(
         "filter",
@@ -90,11 +98,11 @@ def build_command(
     builder_names = [p.name for p in params]
 
     def command(**options: Any) -> None:
-        with _errors():
+        with _errors(), build_folder(options["out"], options["overwrite"]) as out:
             builder = make_builder(lang=options["lang"], **{n: options[n] for n in builder_names})
             request = BuildRequest(
                 builder=builder,
-                out=options["out"],
+                out=out,
                 filters=options["filter"] or [],
                 filter_options={p.name: options[p.name] for p in FILTER_OPTIONS},
                 images=None if options["no_images"] else _image_options(options),
@@ -124,7 +132,14 @@ def _image_options(options: dict[str, Any]) -> ImageOptions:
     )
 
 
-INPUTS = _option("inputs", list[Path], REQUIRED, "--input", "-i", help="Input file or folder, repeatable.")
+INPUTS = _option(
+    "inputs",
+    list[str],
+    REQUIRED,
+    "--input",
+    "-i",
+    help="Input file, folder or glob, repeatable: a local path or any fsspec URL (s3://, gs://, hf://, https://).",
+)
 IMAGES = _option("image_dirs", list[Path] | None, None, "--images", help="Folder holding the image files, repeatable.")
 
 build_command(
@@ -132,7 +147,7 @@ build_command(
     "MS-COCO captions (2014/2017 JSON, translated files in that layout, Karpathy's split JSON).",
     "capbuild coco --input captions_train2017.json --images train2017/ --lang en --out coco-en/",
     [INPUTS, IMAGES],
-    lambda lang, inputs, image_dirs: CocoBuilder(lang=lang, inputs=inputs, image_dirs=image_dirs or []),
+    lambda lang, inputs, image_dirs: CocoBuilder(lang=lang, inputs=local_inputs(inputs), image_dirs=image_dirs or []),
 )
 build_command(
     "flickr8k",
@@ -145,7 +160,7 @@ build_command(
         _option("captions", Path | None, None, "--captions", help="Translated token file, captions in --lang."),
     ],
     lambda lang, inputs, image_dirs, captions: Flickr8kBuilder(
-        lang=lang, inputs=inputs, image_dirs=image_dirs or [], captions=captions
+        lang=lang, inputs=local_inputs(inputs), image_dirs=image_dirs or [], captions=captions
     ),
 )
 
@@ -185,19 +200,23 @@ def demo(
         console.print(f'Read them back: python -c "{reader}"')
 
 
-def _print_summary(out: Path, manifest: dict[str, Any]) -> None:
+def _print_summary(out: str | Path, manifest: dict[str, Any]) -> None:
     text = manifest["counts"].get("text", {})
     images = manifest["counts"].get("images")
     console.print(
         f"[bold green]done[/]: {text.get('source_rows', 0)} rows read, {text.get('captions', 0)} kept, "
-        f"{text.get('rejected', 0)} rejected (see {out / 'rejected'})"
+        f"{text.get('rejected', 0)} rejected (see {_join(out, 'rejected')})"
     )
     if images:
         failed = ", ".join(f"{k}: {v}" for k, v in images["failed"].items()) or "none"
         console.print(
-            f"images: {images['success']} in {images['shards']} shard(s) under {out / 'shards'}; failed: {failed}"
+            f"images: {images['success']} in {images['shards']} shard(s) under {_join(out, 'shards')}; failed: {failed}"
         )
     console.print(f"details: capbuild info {out}")
+
+
+def _join(out: str | Path, name: str) -> str:
+    return f"{str(out).rstrip('/')}/{name}"
 
 
 def _print_manifest(manifest: dict[str, Any]) -> None:
