@@ -1,0 +1,125 @@
+"""Text-stage throughput on the local executor against Ray with 1 and 2 workers, same input, one run.
+
+Draws N COCO-layout captions (some with mojibake and HTML entities, so that `clean` has work), then
+runs the text stage (`clean`, `unique_key`, `len=3..`, `dedup`) three times, timing the builder's
+raw partitions and every filter segment, and checks that the three tables are identical.
+
+    .venv/bin/python benchmarks/scale_text_executors.py --captions 200000 --partition-rows 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import ray
+
+import capbuild.text_stage as text_stage
+from capbuild.builders.coco import CocoBuilder
+from capbuild.executors import ExecutorOptions
+from capbuild.filters.base import FilterContext, chain_specs, make_filters
+from capbuild.filters.chain import FilterChain
+
+WORDS = [
+    "dog",
+    "cat",
+    "man",
+    "woman",
+    "child",
+    "bus",
+    "train",
+    "plate",
+    "pizza",
+    "street",
+    "field",
+    "beach",
+    "table",
+    "sky",
+    "tree",
+    "horse",
+    "ball",
+]
+FILTERS = ["len=3..", "dedup"]
+
+
+def write_captions(path: Path, count: int) -> None:
+    images, annotations = [], []
+    for i in range(count):
+        words = [WORDS[(i * k + k) % len(WORDS)] for k in range(1, 4 + i % 9)]
+        caption = "a " + " ".join(words) + f" number {i % 5000}"
+        if i % 4 == 0:
+            caption = caption.replace("a ", "caf\u00c3\u00a9 &amp; ", 1)  # mojibake + entity for ftfy
+        images.append({"id": i, "file_name": f"{i}.jpg", "coco_url": f"http://example.org/{i}.jpg"})
+        annotations.append({"id": i, "image_id": i, "caption": caption})
+    path.write_text(json.dumps({"images": images, "annotations": annotations}))
+
+
+def run(captions: Path, out: Path, executor: ExecutorOptions) -> dict[str, float]:
+    """One text stage; seconds for the raw partitions and for each segment."""
+    timings: dict[str, float] = {}
+    originals = {name: getattr(text_stage, name) for name in ("_write_raw_partitions", "_run_segment")}
+
+    def timed(name):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return originals[name](*args, **kwargs)
+            finally:
+                label = "builder -> raw partitions" if name == "_write_raw_partitions" else args[0].label
+                timings[label] = time.perf_counter() - started
+
+        return wrapper
+
+    for name in originals:
+        setattr(text_stage, name, timed(name))
+    try:
+        context = FilterContext()
+        chain = FilterChain(make_filters(FILTERS, context))
+        started = time.perf_counter()
+        text_stage.run_text_stage(
+            CocoBuilder(inputs=[captions]), chain, chain_specs(FILTERS), context, out, out / ".work", executor
+        )
+        timings["text stage (total)"] = time.perf_counter() - started
+    finally:
+        for name, original in originals.items():
+            setattr(text_stage, name, original)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--captions", type=int, default=200_000)
+    parser.add_argument("--partition-rows", type=int, default=10_000)
+    args = parser.parse_args()
+    text_stage.TEXT_BATCH_ROWS = args.partition_rows
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_captions(root / "captions.json", args.captions)
+        started = time.perf_counter()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray_start = time.perf_counter() - started
+        runs = {
+            "local": ExecutorOptions("local"),
+            "ray, 1 worker": ExecutorOptions("ray", workers=1),
+            "ray, 2 workers": ExecutorOptions("ray", workers=2),
+        }
+        results = {name: run(root / "captions.json", root / name.replace(" ", "_"), ex) for name, ex in runs.items()}
+        tables = [pq.read_table(root / name.replace(" ", "_") / "captions") for name in runs]
+        assert all(t.equals(tables[0]) for t in tables), "executors disagree"
+        ray.shutdown()
+    print(f"captions: {args.captions:,}, partitions of {args.partition_rows:,} rows, kept: {len(tables[0]):,}")
+    print(f"ray.init (2 CPUs, once): {ray_start:.1f} s")
+    steps = list(results["local"])
+    print("| step | " + " | ".join(results) + " |")
+    print("|---|" + "---|" * len(results))
+    for step in steps:
+        cells = [f"{r[step]:.2f} s ({args.captions / r[step]:,.0f} rows/s)" for r in results.values()]
+        print(f"| {step} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
