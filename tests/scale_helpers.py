@@ -46,6 +46,14 @@ class SlowTestFilter(Filter):
         return f"{self.name}={self.spec}"
 
 
+@register_filter
+class GpuTestFilter(SlowTestFilter):
+    """slow_test asking for a GPU: on a cluster without one, the Ray executor gives it CPU actors."""
+
+    name = "gpu_test"
+    uses_gpu = True
+
+
 def logged_batches(log_dir: Path) -> list[tuple[int, str, int]]:
     """(pid, first key, rows) of every batch the filter judged, in the order they were logged."""
     path = log_dir / "batches.log"

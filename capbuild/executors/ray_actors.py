@@ -1,10 +1,10 @@
 """The Ray executor: each stateless segment runs on a pool of Ray actors that hold its filters.
 
-An actor per CPU (or, for a segment with a GPU filter, one per GPU with num_gpus=1) is built from the
-segment's filter specs, so each loads its model once. Partitions are handed out one at a time to
-whichever actor is free. An actor whose process dies is restarted by Ray and its partition retried;
-the partition's files are written atomically under a fixed name, so a retry can neither duplicate
-nor lose rows.
+An actor per CPU (or, for a segment with a GPU filter, one per GPU with num_gpus=1; one per CPU on a
+cluster without GPUs) is built from the segment's filter specs, so each loads its model once.
+Partitions are handed out one at a time to whichever actor is free. An actor whose process dies is
+restarted by Ray and its partition retried; the partition's files are written atomically under a
+fixed name, so a retry can neither duplicate nor lose rows.
 """
 
 from __future__ import annotations
@@ -49,7 +49,11 @@ class RayExecutor(Executor):
         if not tasks:
             return
         ray = self.ray
-        actors = [self._actor(segment, context, score_columns) for _ in range(self._pool_size(segment, len(tasks)))]
+        gpus = int(ray.cluster_resources().get("GPU", 0)) if segment.uses_gpu else 0
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        # A GPU filter on a cluster without GPUs runs on CPU actors, as it would in process.
+        size = max(1, min(self.workers or gpus or cpus, gpus or cpus, len(tasks)))
+        actors = [self._actor(segment, context, score_columns, gpu=gpus > 0) for _ in range(size)]
         waiting = list(reversed(tasks))
         running: dict[Any, Any] = {}
         try:
@@ -73,18 +77,7 @@ class RayExecutor(Executor):
             for actor in actors:
                 ray.kill(actor, no_restart=True)
 
-    def _pool_size(self, segment: Segment, tasks: int) -> int:
-        resource = "GPU" if segment.uses_gpu else "CPU"
-        available = int(self.ray.cluster_resources().get(resource, 0))
-        if available == 0:
-            raise RuntimeError(
-                f"filter(s) [{segment.label}] need a {resource} but the Ray cluster has none; "
-                "add one or run with --executor local"
-            )
-        return max(1, min(self.workers or available, available, tasks))
-
-    def _actor(self, segment: Segment, context: FilterContext, score_columns: list[str]) -> Any:
-        gpu = segment.uses_gpu
+    def _actor(self, segment: Segment, context: FilterContext, score_columns: list[str], gpu: bool) -> Any:
         worker = self.ray.remote(SegmentWorker).options(
             num_cpus=0 if gpu else 1,
             num_gpus=1 if gpu else 0,
