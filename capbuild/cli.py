@@ -16,6 +16,7 @@ from capbuild.build import BuildConflictError, BuildRequest, run_build
 from capbuild.builders.base import Builder
 from capbuild.builders.coco import CocoBuilder
 from capbuild.builders.flickr8k import Flickr8kBuilder
+from capbuild.cards.commands import app as cards_app
 from capbuild.images.stage import RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
 
@@ -25,6 +26,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 console = Console(stderr=True)
+app.add_typer(cards_app)
 
 
 def _option(name: str, kind: Any, default: Any, *flags: str, help: str) -> inspect.Parameter:
