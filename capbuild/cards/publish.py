@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from huggingface_hub import HfApi, get_token
+
 from capbuild.cards.card import CARD_NAME, write_card
 from capbuild.cards.facts import load_facts
 from capbuild.images.stage import SIZES_NAME
@@ -48,20 +50,24 @@ def publish(out: Path, repo: str, private: bool = False) -> str:
     The token is huggingface_hub's own (HF_TOKEN, or `hf auth login`); capbuild never reads it
     beyond asking whether one exists. A re-run resumes: files already on the Hub are skipped.
     """
-    from huggingface_hub import HfApi, get_token
-
     files = upload_files(out)
     if get_token() is None:
         raise RuntimeError("no Hugging Face token: set HF_TOKEN or run `hf auth login`, then publish again")
     api = HfApi()
-    url = api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
-    api.upload_folder(
-        repo_id=repo,
-        repo_type="dataset",
-        folder_path=out,
-        allow_patterns=[f.path for f in files],
-        commit_message=f"capbuild: publish build {load_facts(out).manifest.get('fingerprint', '')}",
-    )
+    try:
+        url = api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+        api.upload_folder(
+            repo_id=repo,
+            repo_type="dataset",
+            folder_path=out,
+            allow_patterns=[f.path for f in files],
+            commit_message=f"capbuild: publish build {load_facts(out).manifest.get('fingerprint', '')}",
+        )
+    except OSError as err:  # huggingface_hub's HTTP, connection and offline-mode errors
+        raise RuntimeError(
+            f"publishing to datasets/{repo} failed: {err}. Check the repo name, your token's write access and "
+            "the network; the same command resumes where it stopped."
+        ) from err
     return str(url)
 
 
