@@ -197,8 +197,8 @@ def _histograms(out: Path) -> list[Histogram]:
     if not table.num_rows:
         return []
     words = word_counts(table["caption"]).to_numpy(zero_copy_only=False)
-    top = int(words.max()) + 1
-    edges = np.arange(0, top + 1) if top <= 40 else np.linspace(0, top, 31)
+    low, top = int(words.min()), int(words.max()) + 1
+    edges = np.arange(low, top + 1) if top - low <= 40 else np.linspace(low, top, 31)
     counts, edges = np.histogram(words, bins=edges)
     histograms = [Histogram("Words per caption", edges.tolist(), counts.tolist())]
     if "propn_ratio" in table.column_names:
