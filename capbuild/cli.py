@@ -223,7 +223,7 @@ class _errors:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: Any) -> bool:
         if isinstance(error, (ValueError, FileNotFoundError, BuildConflictError, RuntimeError)):
-            console.print(f"[bold red]error:[/] {error}")
+            console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
             raise typer.Exit(2)
         return False
 

@@ -93,7 +93,27 @@ class DedupFilter(Filter):
         keep, values = [], []
         for key, caption in zip(batch["key"].to_pylist(), batch["caption"].to_pylist(), strict=True):
             digest = hashlib.blake2b(normalise_for_dedup(caption or "").encode(), digest_size=12).digest()
-            first = self.first_key.setdefault(digest, key)
-            keep.append(first == key)
-            values.append("" if first == key else f"duplicate of {first}")
+            first = self.first_key.get(digest)
+            if first is None:
+                self.first_key[digest] = key
+            keep.append(first is None)
+            values.append("" if first is None else f"duplicate of {first}")
         return FilterResult(batch, keep, values)
+
+
+@register_filter
+class UniqueKeyFilter(Filter):
+    """Drops a row whose key an earlier row already had (a source listing one id twice), so that
+    shard keys stay unique; builders merge such rows where the source allows it."""
+
+    name = "unique_key"
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        keep = []
+        for key in batch["key"].to_pylist():
+            keep.append(key not in self.seen)
+            self.seen.add(key)
+        return FilterResult(batch, keep, ["" if k else "repeated key" for k in keep])

@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import webdataset as wds
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from capbuild.images.failures import failure_reason
-from capbuild.table import SCORE_FIELDS
+from capbuild.table import SCORE_FIELDS, part_files
 
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
 # Columns of the caption table that go into every sample's KEY.json (img2dataset adds url,
@@ -87,62 +87,75 @@ def img2dataset_arguments(input_path: Path, shards: Path, options: ImageOptions,
     }
 
 
-def run_image_stage(table: pa.Table, out: Path, work: Path, options: ImageOptions) -> dict[str, Any]:
-    """Write OUT/shards from the caption table; returns the stage's counts.
+def run_image_stage(captions: Path, out: Path, work: Path, options: ImageOptions) -> dict[str, Any]:
+    """Write OUT/shards from the caption table's parts; returns the stage's counts.
 
-    img2dataset runs once per split into a work folder (resuming finished shards), so that every
-    final shard holds one split; then each shard is rewritten into OUT/shards with global numbering,
-    samples in table order, and the caption table's key as the sample key.
+    img2dataset runs once over one input file per split (it never lets a shard span two input
+    files, so every shard holds one split) and resumes finished shards; then each shard is
+    rewritten into OUT/shards with samples in table order and the caption table's key as the
+    sample key. Parts are read one at a time, so memory does not grow with the table.
     """
-    work.mkdir(parents=True, exist_ok=True)
-    runs = []
-    for split, rows in _by_split(table):
-        raw = work / "raw" / _folder_name(split)
-        input_path = work / f"input-{_folder_name(split)}.parquet"
-        extra = _write_input(rows, input_path)
-        args_path = work / f"img2dataset-{_folder_name(split)}.json"
-        args_path.write_text(json.dumps(img2dataset_arguments(input_path, raw, options, extra), indent=2))
-        runs.append((split, raw, args_path, -(-len(rows) // options.shard_size)))
-    with _progress() as progress:
-        task = progress.add_task("images: shards", total=sum(run[3] for run in runs))
-        finished = 0
-        for _split, raw, args_path, shard_count in runs:
-            _run_img2dataset(args_path, raw, shard_count, work / "img2dataset.log", progress, task, finished)
-            finished += shard_count
-    return _finalise([(split, raw) for split, raw, _, _ in runs], out / "shards", expected=len(table))
+    inputs, raw = work / "input", work / "raw"
+    shutil.rmtree(inputs, ignore_errors=True)
+    inputs.mkdir(parents=True)
+    rows_per_split = _write_inputs(captions, inputs)
+    splits: dict[str, list[str]] = {}
+    shard_count = 0
+    for split, rows in rows_per_split.items():
+        count = -(-rows // options.shard_size)
+        splits[split] = [f"{shard:05d}" for shard in range(shard_count, shard_count + count)]
+        shard_count += count
+    if shard_count:
+        extra = [c for c in pq.read_schema(next(inputs.glob("*.parquet"))).names if c not in ("url", "caption")]
+        args_path = work / "img2dataset-args.json"
+        args_path.write_text(json.dumps(img2dataset_arguments(inputs, raw, options, extra), indent=2))
+        _run_img2dataset(args_path, raw, shard_count, work / "img2dataset.log")
+    return _finalise(splits, raw, out / "shards", expected=sum(rows_per_split.values()))
 
 
-def _by_split(table: pa.Table) -> list[tuple[str, pa.Table]]:
-    """The table's rows per split, in SPLIT_ORDER then by name, each in table order."""
-    splits = [s if s is not None else "train" for s in table["split"].to_pylist()]
-    names = sorted(set(splits), key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else len(SPLIT_ORDER), s))
-    mask_source = pa.array(splits, pa.string())
-    return [(name, table.filter(pc.equal(mask_source, name))) for name in names]
+def _write_inputs(captions: Path, inputs: Path) -> dict[str, int]:
+    """One img2dataset input file per split, named so that img2dataset's sorted read gives
+    SPLIT_ORDER first; returns the rows per split in that order."""
+    writers: dict[str, pq.ParquetWriter] = {}
+    rows: Counter[str] = Counter()
+    try:
+        for part in part_files(captions):
+            table = pq.read_table(part)
+            splits = pa.array([s if s is not None else "train" for s in table["split"].to_pylist()], pa.string())
+            for split in pc.unique(splits).to_pylist():
+                selected = _input_columns(table.filter(pc.equal(splits, split)))
+                if split not in writers:
+                    writers[split] = pq.ParquetWriter(inputs / f"{_input_name(split)}.parquet", selected.schema)
+                writers[split].write_table(selected)
+                rows[split] += len(selected)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return {split: rows[split] for split in sorted(rows, key=_input_name)}
 
 
-def _folder_name(split: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", split)
+def _input_name(split: str) -> str:
+    rank = SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER)
+    return f"{rank}-{re.sub(r'[^A-Za-z0-9_-]', '_', split)}"
 
 
-def _write_input(table: pa.Table, path: Path) -> list[str]:
+def _input_columns(table: pa.Table) -> pa.Table:
     scores = [c for c in table.column_names if c in SCORE_FIELDS]
     columns = {"url": table["image_url"], "caption": table["caption"], TABLE_KEY: table["key"]}
     columns.update({name: table[name] for name in (*SAMPLE_COLUMNS, *scores)})
-    pq.write_table(pa.table(columns), path)
-    return [name for name in columns if name not in ("url", "caption")]
+    return pa.table(columns)
 
 
-def _run_img2dataset(
-    args_path: Path, raw: Path, shard_count: int, log_path: Path, progress: Progress, task: TaskID, before: int
-) -> None:
+def _run_img2dataset(args_path: Path, raw: Path, shard_count: int, log_path: Path) -> None:
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled"}
     command = [sys.executable, "-m", "capbuild.images.download", str(args_path)]
-    with log_path.open("ab") as log:
+    with log_path.open("ab") as log, _progress() as progress:
+        task = progress.add_task("images: shards", total=shard_count)
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         while process.poll() is None:
-            progress.update(task, completed=before + len(_stats_files(raw)))
+            progress.update(task, completed=len(_stats_files(raw)))
             time.sleep(0.5)
-    progress.update(task, completed=before + len(_stats_files(raw)))
+        progress.update(task, completed=len(_stats_files(raw)))
     missing = shard_count - len(_stats_files(raw))
     if process.returncode != 0 or missing:
         tail = log_path.read_text(errors="replace")[-3000:]
@@ -162,28 +175,24 @@ def _stats_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*_stats.json"))
 
 
-def _finalise(runs: list[tuple[str, Path]], shards: Path, expected: int) -> dict[str, Any]:
+def _finalise(splits: dict[str, list[str]], raw: Path, shards: Path, expected: int) -> dict[str, Any]:
     """Rewrite every raw shard into OUT/shards; count successes per shard and failures per reason."""
     shutil.rmtree(shards, ignore_errors=True)
     shards.mkdir(parents=True)
     sizes: dict[str, int] = {}
-    splits: dict[str, list[str]] = {}
     failed: Counter[str] = Counter()
     per_source: dict[str, Counter[str]] = {}
-    for split, raw in runs:
-        for stats_path in _stats_files(raw):
-            name = f"{len(sizes):05d}"
-            samples = _rewrite_shard(raw / stats_path.name.replace("_stats.json", ""), shards / name)
-            shutil.copyfile(stats_path, shards / f"{name}_stats.json")
-            sizes[f"{name}.tar"] = samples["status"].to_pylist().count("success")
-            splits.setdefault(split, []).append(f"{name}.tar")
-            for status, message, source in zip(
-                *(samples[c].to_pylist() for c in ("status", "error_message", "source")), strict=True
-            ):
-                outcome = "success" if status == "success" else failure_reason(message)
-                per_source.setdefault(source, Counter())[outcome] += 1
-                if status != "success":
-                    failed[outcome] += 1
+    for name in (name for names in splits.values() for name in names):
+        samples = _rewrite_shard(raw / name, shards / name)
+        shutil.copyfile(raw / f"{name}_stats.json", shards / f"{name}_stats.json")
+        sizes[f"{name}.tar"] = samples["status"].to_pylist().count("success")
+        for status, message, source in zip(
+            *(samples[c].to_pylist() for c in ("status", "error_message", "source")), strict=True
+        ):
+            outcome = "success" if status == "success" else failure_reason(message)
+            per_source.setdefault(source, Counter())[outcome] += 1
+            if status != "success":
+                failed[outcome] += 1
     (shards / SIZES_NAME).write_text(json.dumps(sizes, indent=2, sort_keys=True) + "\n")
     attempted = sum(sum(c.values()) for c in per_source.values())
     if attempted != expected:
@@ -193,7 +202,7 @@ def _finalise(runs: list[tuple[str, Path]], shards: Path, expected: int) -> dict
         "success": sum(sizes.values()),
         "failed": dict(sorted(failed.items())),
         "shards": len(sizes),
-        "splits": splits,
+        "splits": {split: [f"{name}.tar" for name in names] for split, names in splits.items()},
         "per_source": {s: dict(sorted(c.items())) for s, c in sorted(per_source.items())},
     }
 
