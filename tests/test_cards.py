@@ -246,11 +246,13 @@ def test_mixture_lists_shards_and_weights_for_the_trainer(coco_build: Path, demo
         read = list(wds.WebDataset(entry["pattern"], shardshuffle=False, empty_check=False).decode("pil"))
         assert len([r for r in read if "jpg" in r]) == source.samples
         assert set(source.splits) == set(facts.splits)
+    patterns = [e["pattern"] for e in mixture["sources"]]
+    assert mixture["capbuild_train"] == {"data": patterns, "weights": [3.0, 1.0]}
     open_clip = mixture["open_clip"]
     factors = [float(f) for f in open_clip["train_data_upsampling_factors"].split("::")]
     shares = [f * s.samples for f, s in zip(factors, sources, strict=True)]
     assert shares[0] / shares[1] == pytest.approx(3.0, rel=1e-4)
-    assert open_clip["train_data"].split("::") == [e["pattern"] for e in mixture["sources"]]
+    assert open_clip["train_data"].split("::") == patterns
     manifest = load_manifest(out)
     assert manifest["kind"] == "mixture"
     assert [b["weight"] for b in manifest["builds"]] == [3.0, 1.0]

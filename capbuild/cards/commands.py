@@ -67,7 +67,7 @@ def mix(
     copy: Annotated[bool, typer.Option("--copy", help="Copy the shards into OUT/shards/<build>/.")] = False,
 ) -> None:
     """Mix builds into one dataset: shard lists with sampling weights for the trainer, a manifest and a card."""
-    from capbuild.cards.mix import MIXTURE_NAME, make_mixture, parse_weights
+    from capbuild.cards.mix import MIXTURE_NAME, make_mixture, parse_weights, train_command
 
     with _errors():
         mixture = make_mixture(builds, parse_weights(weights, len(builds)), out, copy=copy)
@@ -79,6 +79,7 @@ def mix(
                 source["name"], f"{source['weight']:g}", f"{source['probability']:.3f}", f"{source['samples']:,}"
             )
         console.print(table)
+        console.print(f"train on it: {train_command(mixture['sources'])} ...")
         console.print(
             f"open_clip: --train-data '{mixture['open_clip']['train_data']}' --train-data-upsampling-factors "
             f"'{mixture['open_clip']['train_data_upsampling_factors']}' --dataset-resampled"

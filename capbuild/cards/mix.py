@@ -81,6 +81,7 @@ def make_mixture(builds: list[Path], weights: list[float], out: Path, copy: bool
         "paths": "relative to this file's folder" if copy else "absolute",
         "sources": entries,
         "samples": _split_totals(entries),
+        "capbuild_train": {"data": [e["pattern"] for e in entries], "weights": [e["weight"] for e in entries]},
         "open_clip": _open_clip(entries),
     }
     (out / MIXTURE_NAME).write_text(json.dumps(mixture, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -159,6 +160,13 @@ def _entry(name: str, facts: BuildFacts, weight: float, total: float, out: Path,
         "samples": train["samples"],
         "splits": splits,
     }
+
+
+def train_command(entries: list[dict[str, Any]]) -> str:
+    """The `capbuild train` options that train on a mixture's train shards with its weights."""
+    data = " ".join(f"--data '{e['pattern']}'" for e in entries)
+    weights = ",".join(f"{e['weight']:g}" for e in entries)
+    return f"capbuild train {data} --weights {weights}"
 
 
 def _split_totals(entries: list[dict[str, Any]]) -> dict[str, int]:
@@ -257,8 +265,9 @@ def _mixture_card(names: list[str], facts: list[BuildFacts], entries: list[dict[
             "## Builds\n\nA build's weight is its share of the training samples drawn (`probability`), whatever "
             "its size.\n\n" + md_table(headers, rows),
             "## Train on it\n\n`mixture.json` lists each build's shards per split, its weight and sample counts; "
-            "`capbuild.cards.mix.read_mixture` reads it. With open_clip, whose `--train-data-upsampling-factors` "
-            "weigh shards, not samples:\n\n```bash\npython -m open_clip_train.main --dataset-type webdataset "
+            f"`capbuild.cards.mix.read_mixture` reads it.\n\n```bash\n{train_command(entries)} ...\n```\n\n"
+            "With open_clip, whose `--train-data-upsampling-factors` weigh shards, not samples:\n\n"
+            "```bash\npython -m open_clip_train.main --dataset-type webdataset "
             f"--dataset-resampled \\\n    --train-data '{open_clip['train_data']}' \\\n"
             f"    --train-data-upsampling-factors '{open_clip['train_data_upsampling_factors']}' "
             f"--train-num-samples {open_clip['train_num_samples']} ...\n```",
