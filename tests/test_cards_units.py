@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+
 import braceexpand
 import pytest
 
 from capbuild.cards.card import license_metadata, md_table, size_category
-from capbuild.cards.facts import hf_split_name, shard_pattern
+from capbuild.cards.facts import caption_stats, hf_split_name, shard_pattern, summary
 from capbuild.cards.mix import parse_weights
 from capbuild.cards.publish import human_size
+from capbuild.cards.report import caption_histograms
+from capbuild.table import caption_schema, make_row, rows_to_table, write_part
 
 COCO = {"name": "coco", "license": "cc-by-4.0", "citation": "@x{}", "homepage": "https://cocodataset.org"}
 WIT = {
@@ -70,3 +75,47 @@ def test_small_formatting_helpers() -> None:
     assert hf_split_name("val") == "val"
     assert hf_split_name("dev-2") == "dev_2"
     assert md_table(["a", "b"], [["x|y", 1]]).splitlines() == ["| a | b |", "|---|---|", "| x\\|y | 1 |"]
+
+
+def test_summary_gives_exact_medians_from_counts() -> None:
+    assert summary(Counter({1: 1, 2: 1, 10: 1})) == {"mean": 4.333, "median": 2, "min": 1, "max": 10}
+    assert summary(Counter({3: 2, 5: 2})) == {"mean": 4.0, "median": 4.0, "min": 3, "max": 5}
+    assert summary(Counter()) == {}
+
+
+def test_caption_stats_read_part_by_part(tmp_path: Path) -> None:
+    def row(caption: str, split: str, propn: float | None, translated: bool = False) -> dict[str, object]:
+        return {
+            **make_row(source="wit", source_id=caption, captions=[caption], lang="it", image_url=None, split=split),
+            "lang_orig": "en" if translated else "it",
+            "propn_ratio": propn,
+        }
+
+    schema = caption_schema(["propn_ratio"])
+    write_part(rows_to_table([row("un gatto nero", "train", 0.0), row("Roma", "train", 1.0)], schema), tmp_path, 0)
+    write_part(
+        rows_to_table([row("un gatto nero", "val", None, True), row("due cani", "val", 0.5)], schema), tmp_path, 1
+    )
+    stats = caption_stats(tmp_path)
+    assert stats.rows == 4
+    assert stats.per_split == {"train": 2, "val": 2}
+    assert stats.languages == ["en", "it"]
+    assert stats.translated == 1
+    assert stats.unique_captions == 3, "a caption repeated across parts counts once"
+    assert stats.words == {"mean": 2.25, "median": 2.5, "min": 1, "max": 3}
+    assert stats.propn_ratio == {"mean": 0.5, "median": 0.5, "min": 0.0, "max": 1.0}
+
+
+def test_histograms_show_propn_ratio_when_the_table_has_it(tmp_path: Path) -> None:
+    schema = caption_schema(["propn_ratio"])
+    rows = [
+        {**make_row(source="wit", source_id=str(i), captions=[c], lang="it", image_url=None), "propn_ratio": p}
+        for i, (c, p) in enumerate([("Roberto Baggio nel 1994", 0.75), ("un gatto nero", 0.0), ("Roma", None)])
+    ]
+    write_part(rows_to_table(rows, schema), tmp_path / "captions", 0)
+    words, propn = caption_histograms(caption_stats(tmp_path / "captions"))
+    assert words.edges[0] == 1 and words.edges[-1] == 5
+    assert words.counts == [1, 0, 1, 1]
+    assert propn.title.startswith("PROPN ratio")
+    assert sum(propn.counts) == 2
+    assert propn.counts[0] == 1 and propn.counts[7] == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ class CaptionStats:
     chars: dict[str, float] = field(default_factory=dict)
     captions_per_image: dict[str, float] = field(default_factory=dict)
     propn_ratio: dict[str, float] | None = None
+    # value -> captions, for histograms
+    word_distribution: Counter[float] = field(default_factory=Counter, repr=False)
+    propn_distribution: Counter[float] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -85,10 +89,8 @@ def load_facts(out: Path) -> BuildFacts:
         manifest=manifest,
         splits=shard_splits(manifest, sizes),
         sizes=sizes,
-        captions=caption_stats(read_columns(out / "captions", CAPTION_COLUMNS)),
-        drops=drops_by_source(
-            read_columns(out / "rejected", ("source", "filter")), manifest["config"].get("filters", [])
-        ),
+        captions=caption_stats(out / "captions"),
+        drops=drops_by_source(out / "rejected", manifest["config"].get("filters", [])),
     )
 
 
@@ -114,15 +116,17 @@ def hf_split_name(split: str) -> str:
 CAPTION_COLUMNS = ("caption", "captions", "split", "lang", "lang_orig", "propn_ratio")
 
 
-def read_columns(folder: Path, columns: tuple[str, ...]) -> pa.Table:
-    """The given columns (those present) of every parquet part in a folder; empty when none."""
-    tables = []
+def iter_parts(folder: Path, columns: tuple[str, ...]) -> Iterator[pa.Table]:
+    """The given columns (those present) of each parquet part of a folder, one part at a time."""
     for path in part_files(folder):
         present = [c for c in columns if c in pq.read_schema(path).names]
-        tables.append(pq.read_table(path, columns=present))
-    if not tables:
-        return pa.table({})
-    return pa.concat_tables(tables, promote_options="default")
+        yield pq.read_table(path, columns=present)
+
+
+def read_columns(folder: Path, columns: tuple[str, ...]) -> pa.Table:
+    """The given columns (those present) of every parquet part in a folder; empty when none."""
+    tables = list(iter_parts(folder, columns))
+    return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
 
 
 def word_counts(captions: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -130,47 +134,68 @@ def word_counts(captions: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.list_value_length(pc.utf8_split_whitespace(pc.fill_null(captions, ""))).combine_chunks()
 
 
-def summary(values: pa.Array | pa.ChunkedArray) -> dict[str, float]:
-    """mean, median, min and max of a numeric column (nulls ignored); empty when no values."""
-    values = pc.drop_null(values)
-    if len(values) == 0:
+def value_counts(values: pa.Array | pa.ChunkedArray) -> Counter[float]:
+    """value -> occurrences (nulls ignored), to summarise a column part by part."""
+    counts = pc.value_counts(pc.drop_null(values)).to_pylist()
+    return Counter({c["values"]: c["counts"] for c in counts})
+
+
+def summary(counts: Counter[float]) -> dict[str, float]:
+    """mean, median, min and max of the values counted; empty when none."""
+    total = sum(counts.values())
+    if not total:
         return {}
-    median = pc.approximate_median(values).as_py()
-    return {
-        "mean": round(pc.mean(values).as_py(), 3),
-        "median": round(median, 3),
-        "min": pc.min(values).as_py(),
-        "max": pc.max(values).as_py(),
-    }
+    ordered = sorted(counts.items())
+
+    def nth(n: int) -> float:
+        seen = 0
+        for value, count in ordered:
+            seen += count
+            if seen > n:
+                return value
+        raise IndexError(n)
+
+    median = (nth((total - 1) // 2) + nth(total // 2)) / 2
+    mean = sum(v * c for v, c in ordered) / total
+    return {"mean": round(mean, 3), "median": round(median, 3), "min": ordered[0][0], "max": ordered[-1][0]}
 
 
-def caption_stats(table: pa.Table) -> CaptionStats:
-    if table.num_rows == 0:
-        return CaptionStats()
-    splits = Counter(s or "train" for s in table["split"].to_pylist())
-    languages = set(table["lang"].drop_null().to_pylist()) | set(table["lang_orig"].drop_null().to_pylist())
-    translated = pc.sum(pc.not_equal(table["lang"], table["lang_orig"])).as_py() or 0
-    stats = CaptionStats(
-        rows=table.num_rows,
-        per_split=dict(sorted(splits.items())),
-        languages=sorted(languages),
-        translated=translated,
-        unique_captions=len(pc.unique(table["caption"])),
-        words=summary(word_counts(table["caption"])),
-        chars=summary(pc.utf8_length(table["caption"])),
-        captions_per_image=summary(pc.list_value_length(table["captions"])),
-    )
-    if "propn_ratio" in table.column_names:
-        stats.propn_ratio = summary(table["propn_ratio"]) or None
+def caption_stats(folder: Path) -> CaptionStats:
+    """Statistics of the caption table in `folder`, read part by part (exact medians from value counts)."""
+    stats = CaptionStats()
+    splits: Counter[str] = Counter()
+    languages: set[str] = set()
+    distinct: list[pa.Array] = []
+    columns: dict[str, Counter[float]] = {"words": Counter(), "chars": Counter(), "captions": Counter()}
+    propn: Counter[float] | None = None
+    for part in iter_parts(folder, CAPTION_COLUMNS):
+        stats.rows += part.num_rows
+        splits.update(s or "train" for s in part["split"].to_pylist())
+        languages |= set(part["lang"].drop_null().to_pylist()) | set(part["lang_orig"].drop_null().to_pylist())
+        stats.translated += pc.sum(pc.not_equal(part["lang"], part["lang_orig"])).as_py() or 0
+        distinct.append(pc.unique(part["caption"]))
+        columns["words"].update(value_counts(word_counts(part["caption"])))
+        columns["chars"].update(value_counts(pc.utf8_length(part["caption"])))
+        columns["captions"].update(value_counts(pc.list_value_length(part["captions"])))
+        if "propn_ratio" in part.column_names:
+            propn = (propn or Counter()) + value_counts(part["propn_ratio"])
+    stats.per_split = dict(sorted(splits.items()))
+    stats.languages = sorted(languages)
+    stats.unique_captions = len(pc.unique(pa.chunked_array(distinct, pa.string()))) if distinct else 0
+    stats.words = summary(columns["words"])
+    stats.chars = summary(columns["chars"])
+    stats.captions_per_image = summary(columns["captions"])
+    stats.propn_ratio = (summary(propn) or None) if propn is not None else None
+    stats.word_distribution, stats.propn_distribution = columns["words"], propn
     return stats
 
 
-def drops_by_source(rejected: pa.Table, filter_specs: list[str]) -> dict[str, dict[str, int]]:
+def drops_by_source(folder: Path, filter_specs: list[str]) -> dict[str, dict[str, int]]:
     """source -> filter spec -> rows that filter dropped (rejected/ records the filter's name)."""
     spec_of = {parse_spec(spec)[0]: spec for spec in filter_specs}
     drops: dict[str, Counter[str]] = {}
-    if rejected.num_rows:
-        for source, name in zip(rejected["source"].to_pylist(), rejected["filter"].to_pylist(), strict=True):
+    for part in iter_parts(folder, ("source", "filter")):
+        for source, name in zip(part["source"].to_pylist(), part["filter"].to_pylist(), strict=True):
             drops.setdefault(source, Counter())[spec_of.get(name, name)] += 1
     return {source: dict(counts) for source, counts in sorted(drops.items())}
 

@@ -8,7 +8,7 @@ import base64
 import io
 import json
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import webdataset as wds
 from PIL import Image, UnidentifiedImageError
 
-from capbuild.cards.facts import BuildFacts, load_facts, read_columns, word_counts
+from capbuild.cards.facts import BuildFacts, CaptionStats, load_facts, read_columns
 from capbuild.filters.base import parse_spec
 from capbuild.images.failures import failure_reason
 from capbuild.table import SCORE_FIELDS
@@ -72,7 +72,7 @@ def build_report(out: Path, samples: int = 24, per_group: int = 12, seed: int = 
         kept=kept if thumbnails else [_without_thumbnail(s) for s in kept],
         dropped=_dropped(facts, per_group, rng, thumbnails),
         failed=_failed(facts, per_group, rng),
-        histograms=_histograms(out),
+        histograms=caption_histograms(facts.captions),
     )
 
 
@@ -192,18 +192,20 @@ def _failed(facts: BuildFacts, per_group: int, rng: random.Random) -> dict[str, 
     }
 
 
-def _histograms(out: Path) -> list[Histogram]:
-    table = read_columns(out / "captions", ("caption", "propn_ratio"))
-    if not table.num_rows:
+def caption_histograms(stats: CaptionStats) -> list[Histogram]:
+    """Words per caption, and PROPN ratio when the table has it, over the kept captions."""
+    if not stats.word_distribution:
         return []
-    words = word_counts(table["caption"]).to_numpy(zero_copy_only=False)
-    low, top = int(words.min()), int(words.max()) + 1
+    low, top = int(min(stats.word_distribution)), int(max(stats.word_distribution)) + 1
     edges = np.arange(low, top + 1) if top - low <= 40 else np.linspace(low, top, 31)
-    counts, edges = np.histogram(words, bins=edges)
-    histograms = [Histogram("Words per caption", edges.tolist(), counts.tolist())]
-    if "propn_ratio" in table.column_names:
-        ratios = table["propn_ratio"].drop_null().to_numpy(zero_copy_only=False)
-        if len(ratios):
-            counts, edges = np.histogram(ratios, bins=np.linspace(0, 1, 11))
-            histograms.append(Histogram("PROPN ratio (share of proper nouns)", edges.tolist(), counts.tolist()))
+    histograms = [_histogram("Words per caption", stats.word_distribution, edges)]
+    if stats.propn_distribution:
+        title = "PROPN ratio (share of proper nouns)"
+        histograms.append(_histogram(title, stats.propn_distribution, np.linspace(0, 1, 11)))
     return histograms
+
+
+def _histogram(title: str, distribution: Counter[float], edges: np.ndarray) -> Histogram:
+    values, weights = zip(*distribution.items(), strict=True)
+    counts, edges = np.histogram(values, bins=edges, weights=weights)
+    return Histogram(title, edges.tolist(), [int(c) for c in counts])
