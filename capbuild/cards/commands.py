@@ -90,7 +90,10 @@ def mix(
 def inspect(
     out: BuildFolder,
     html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
-    samples: Annotated[int, typer.Option("--samples", help="Random kept samples to show.")] = 24,
+    samples: Annotated[
+        int | None,
+        typer.Option("--samples", help="Random kept samples to show (default: 24 in HTML, 8 in the terminal)."),
+    ] = None,
     per_filter: Annotated[int, typer.Option("--per-filter", help="Dropped rows shown per filter.")] = 12,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random choice of samples.")] = 0,
 ) -> None:
@@ -98,7 +101,8 @@ def inspect(
     from capbuild.cards.report import build_report
 
     with _errors():
-        report = build_report(out, samples=samples, per_group=per_filter, seed=seed, thumbnails=html is not None)
+        count = samples if samples is not None else (8 if html is None else 24)
+        report = build_report(out, samples=count, per_group=per_filter, seed=seed, thumbnails=html is not None)
         if html is None:
             from capbuild.cards.summary import print_summary
 

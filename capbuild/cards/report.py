@@ -66,10 +66,13 @@ def build_report(out: Path, samples: int = 24, per_group: int = 12, seed: int = 
     """Gather what the report shows; the same seed picks the same samples."""
     facts = load_facts(out)
     rng = random.Random(seed)
-    kept = _kept_from_shards(facts, samples, rng) if facts.has_shards else _kept_from_table(out, samples, rng)
+    if facts.has_shards:
+        kept = _kept_from_shards(facts, samples, rng, thumbnails)
+    else:
+        kept = _kept_from_table(out, samples, rng, thumbnails)
     return Report(
         facts=facts,
-        kept=kept if thumbnails else [_without_thumbnail(s) for s in kept],
+        kept=kept,
         dropped=_dropped(facts, per_group, rng, thumbnails),
         failed=_failed(facts, per_group, rng),
         histograms=caption_histograms(facts.captions),
@@ -89,7 +92,7 @@ def thumbnail(data: bytes | Path) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _kept_from_shards(facts: BuildFacts, count: int, rng: random.Random) -> list[Sample]:
+def _kept_from_shards(facts: BuildFacts, count: int, rng: random.Random, thumbnails: bool) -> list[Sample]:
     """`count` samples drawn uniformly from every shard, read with webdataset up to the last one needed."""
     shards = sorted(facts.sizes)
     offsets = np.cumsum([0] + [facts.sizes[s] for s in shards])
@@ -106,14 +109,14 @@ def _kept_from_shards(facts: BuildFacts, count: int, rng: random.Random) -> list
             if "jpg" not in sample:
                 continue
             if position in indices:
-                kept.append(_shard_sample(sample))
+                kept.append(_shard_sample(sample, thumbnails))
             position += 1
             if position > max(indices):
                 break
     return kept
 
 
-def _shard_sample(sample: dict[str, Any]) -> Sample:
+def _shard_sample(sample: dict[str, Any], thumbnails: bool) -> Sample:
     meta = json.loads(sample["json"])
     return Sample(
         key=sample["__key__"],
@@ -122,14 +125,14 @@ def _shard_sample(sample: dict[str, Any]) -> Sample:
         caption=sample["txt"].decode("utf-8"),
         caption_orig=meta.get("caption_orig"),
         scores={k: meta[k] for k in SCORE_FIELDS if meta.get(k) is not None},
-        thumbnail=thumbnail(sample["jpg"]),
+        thumbnail=thumbnail(sample["jpg"]) if thumbnails else None,
     )
 
 
-def _kept_from_table(out: Path, count: int, rng: random.Random) -> list[Sample]:
+def _kept_from_table(out: Path, count: int, rng: random.Random, thumbnails: bool) -> list[Sample]:
     table = read_columns(out / "captions", (*SAMPLE_COLUMNS, *SCORE_FIELDS))
     chosen = sorted(rng.sample(range(table.num_rows), min(count, table.num_rows)))
-    return [_row_sample(row, thumbnails=True) for row in table.take(chosen).to_pylist()]
+    return [_row_sample(row, thumbnails) for row in table.take(chosen).to_pylist()]
 
 
 def _row_sample(row: dict[str, Any], thumbnails: bool) -> Sample:
@@ -151,11 +154,6 @@ def _local_thumbnail(url: str | None) -> str | None:
         return None
     path = Path(url2pathname(urlparse(url).path))
     return thumbnail(path) if path.is_file() else None
-
-
-def _without_thumbnail(sample: Sample) -> Sample:
-    sample.thumbnail = None
-    return sample
 
 
 def _dropped(facts: BuildFacts, per_group: int, rng: random.Random, thumbnails: bool) -> dict[str, list[Sample]]:

@@ -37,6 +37,14 @@ def print_summary(report: Report, console: Console) -> None:
         splits.add_row(split, f"{n:,}")
     console.print(splits)
 
+    if report.kept:
+        kept = Table(title=f"Kept samples ({len(report.kept)} drawn at random)")
+        for column in ("source", "split", "key", "caption"):
+            kept.add_column(column)
+        for sample in report.kept:
+            kept.add_row(sample.source, sample.split or "", sample.key, sample.caption)
+        console.print(kept)
+
     filters = Table(title="Filters, with examples of what they dropped")
     for column in ("filter", "in", "dropped", "examples (value: caption)"):
         filters.add_column(column, justify="right" if column in ("in", "dropped") else "left")
