@@ -8,8 +8,8 @@ from pathlib import Path
 import braceexpand
 import pytest
 
-from capbuild.cards.card import license_metadata, md_table, size_category
-from capbuild.cards.facts import caption_stats, hf_split_name, shard_pattern, summary
+from capbuild.cards.card import license_metadata, make_card, md_table, size_category
+from capbuild.cards.facts import BuildFacts, CaptionStats, caption_stats, hf_split_name, shard_pattern, summary
 from capbuild.cards.mix import parse_weights
 from capbuild.cards.publish import human_size
 from capbuild.cards.report import caption_histograms
@@ -119,3 +119,56 @@ def test_histograms_show_propn_ratio_when_the_table_has_it(tmp_path: Path) -> No
     assert propn.title.startswith("PROPN ratio")
     assert sum(propn.counts) == 2
     assert propn.counts[0] == 1 and propn.counts[7] == 1
+
+
+def translated_wit_coco_facts(tmp_path: Path) -> BuildFacts:
+    """A build of WIT and COCO captions translated to Italian, as its manifest records it."""
+    translate = "translate=it model=opus-mt-en-it@0a1b2c"
+    manifest = {
+        "capbuild": "0.1.0",
+        "fingerprint": "feedface00000000",
+        "config": {
+            "filters": ["clean", "len=3..60", translate, "mt_degenerate"],
+            "filter_options": {"translate": True, "src_lang": "en", "beam_size": 2, "mt_repetition_penalty": 1.2},
+            "images": None,
+        },
+        "versions": {"python": "3.11"},
+        "sources": {"coco": COCO, "wit": WIT},
+        "stages": {"text": {"done": True}, "images": {"done": False}},
+        "counts": {
+            "text": {
+                "source_rows": 10,
+                "builder": {"skipped": {}, "repaired": {}},
+                "filters": {
+                    "clean": {"in": 10, "kept": 10, "dropped": 0},
+                    "len=3..60": {"in": 10, "kept": 9, "dropped": 1},
+                    translate: {"in": 9, "kept": 9, "dropped": 0},
+                    "mt_degenerate": {"in": 9, "kept": 8, "dropped": 1},
+                },
+                "reports": {translate: {"model": "opus-mt-en-it", "rows_translated": 9, "cache_hits": 3}},
+                "captions": 8,
+                "rejected": 2,
+                "per_source": {"coco": {"captions": 5, "rejected": 1}, "wit": {"captions": 3, "rejected": 1}},
+            }
+        },
+    }
+    stats = CaptionStats(rows=8, per_split={"train": 8}, languages=["en", "it"], translated=8, unique_captions=8)
+    drops = {"coco": {"len=3..60": 1}, "wit": {"mt_degenerate": 1}}
+    return BuildFacts(out=tmp_path, manifest=manifest, splits={}, sizes={}, captions=stats, drops=drops)
+
+
+def test_card_of_a_translated_mix_of_sources(tmp_path: Path) -> None:
+    card = make_card(translated_wit_coco_facts(tmp_path))
+    data = card.data
+    assert data.license == "other" and data.license_name == "mixed"
+    assert data.language == ["en", "it"] and data.multilinguality == "multilingual"
+    assert "machine-generated" in data.language_creators
+    assert data.source_datasets == ["coco", "wit"]
+    text = card.text
+    assert "8 captions were machine-translated" in text
+    assert "| filter | `translate=it model=opus-mt-en-it@0a1b2c` |" in text
+    assert "| mt_repetition_penalty | `1.2` |" in text and "| rows_translated | `9` |" in text
+    assert "mt_repetition_penalty" not in text.split("## Translation")[0], "MT options stay in their section"
+    assert "| wit | cc-by-sa-3.0 | 4 | 3 | 0 | 0 | 0 | 1 |" in text
+    assert "WIT's captions are encyclopedic" in text
+    assert "This build holds machine-translated captions." in text

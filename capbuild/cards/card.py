@@ -13,6 +13,7 @@ from typing import Any
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from capbuild.cards.facts import BuildFacts, hf_split_name, load_facts, shard_pattern
+from capbuild.filters.base import parse_spec
 
 CARD_NAME = "README.md"
 TASK_CATEGORIES = ["text-to-image", "image-to-text", "zero-shot-image-classification"]
@@ -195,38 +196,58 @@ def sources_section(facts: BuildFacts) -> str:
     return section
 
 
+TRANSLATION_FILTER = "translate"
+TRANSLATION_OPTIONS = ("translate", "src_lang", "beam_size")
+
+
+def _is_translation_option(name: str) -> bool:
+    return name in TRANSLATION_OPTIONS or name.startswith("mt_")
+
+
+def _filter_reports(facts: BuildFacts, translation: bool) -> dict[str, dict[str, Any]]:
+    """Filters' own figures (model, cache hits, ...), for the translation filter or for the others."""
+    reports = facts.manifest["counts"].get("text", {}).get("reports", {})
+    return {spec: r for spec, r in reports.items() if (parse_spec(spec)[0] == TRANSLATION_FILTER) == translation}
+
+
 def _filters_section(facts: BuildFacts) -> str:
     filters = facts.manifest["counts"].get("text", {}).get("filters", {})
     rows = [[f"`{spec}`", c["in"], c["kept"], c["dropped"]] for spec, c in filters.items()]
     options = facts.manifest["config"].get("filter_options") or {}
+    shown = {k: v for k, v in sorted(options.items()) if not _is_translation_option(k) and v is not None}
     section = (
         "## Filters\n\nApplied in this order; `NAME=ARG` holds the threshold. Every dropped row is in "
         "`rejected/` with the filter's name and the value that failed (not published).\n\n"
         + md_table(["filter", "in", "kept", "dropped"], rows)
     )
-    if options:
-        section += "\n\nFilter options: " + ", ".join(f"`{k}={v}`" for k, v in sorted(options.items()))
+    if shown:
+        section += "\n\nFilter options: " + ", ".join(f"`{k}={v}`" for k, v in shown.items())
+    for spec, report in _filter_reports(facts, translation=False).items():
+        section += f"\n\n`{spec}`: " + ", ".join(f"{k} {json.dumps(v, ensure_ascii=False)}" for k, v in report.items())
     return section
 
 
 def _translation_section(facts: BuildFacts) -> str:
-    settings = facts.manifest["config"].get("translate")
-    counts = facts.manifest["counts"].get("translate")
-    if not settings:
-        if facts.captions.translated:
+    specs = [s for s in facts.filter_specs if parse_spec(s)[0] == TRANSLATION_FILTER]
+    translated = facts.captions.translated
+    if not specs:
+        if translated:
             return (
-                f"## Translation\n\n{facts.captions.translated:,} captions are translations made before capbuild "
+                f"## Translation\n\n{translated:,} captions are translations made before capbuild "
                 "(their `lang_orig` differs from `lang`); the source's own files say by whom."
             )
         return "## Translation\n\nNone: every caption is in the language its source wrote it in."
-    rows = [[key, f"`{json.dumps(value, ensure_ascii=False)}`"] for key, value in settings.items()]
-    section = (
-        f"## Translation\n\n{facts.captions.translated:,} captions were machine-translated; the original caption "
+    options = facts.manifest["config"].get("filter_options") or {}
+    rows = [["filter", f"`{spec}`"] for spec in specs]
+    rows += [
+        [k, f"`{json.dumps(v, ensure_ascii=False)}`"] for k, v in sorted(options.items()) if _is_translation_option(k)
+    ]
+    for report in _filter_reports(facts, translation=True).values():
+        rows += [[k, f"`{json.dumps(v, ensure_ascii=False)}`"] for k, v in report.items()]
+    return (
+        f"## Translation\n\n{translated:,} captions were machine-translated with CTranslate2; the original caption "
         "and its language stay in `caption_orig` and `lang_orig`.\n\n" + md_table(["setting", "value"], rows)
     )
-    if counts:
-        section += "\n\n" + md_table(["count", "value"], [[k, v] for k, v in counts.items()])
-    return section
 
 
 def _images_section(facts: BuildFacts) -> str:

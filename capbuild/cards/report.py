@@ -124,7 +124,7 @@ def _shard_sample(sample: dict[str, Any], thumbnails: bool) -> Sample:
         split=meta.get("split"),
         caption=sample["txt"].decode("utf-8"),
         caption_orig=meta.get("caption_orig"),
-        scores={k: meta[k] for k in SCORE_FIELDS if meta.get(k) is not None},
+        scores=_scores(meta),
         thumbnail=thumbnail(sample["jpg"]) if thumbnails else None,
     )
 
@@ -142,10 +142,15 @@ def _row_sample(row: dict[str, Any], thumbnails: bool) -> Sample:
         split=row.get("split"),
         caption=row.get("caption") or "",
         caption_orig=row.get("caption_orig"),
-        scores={k: row[k] for k in SCORE_FIELDS if row.get(k) is not None},
+        scores=_scores(row),
         reason=row.get("filter_value"),
         thumbnail=_local_thumbnail(row.get("image_url")) if thumbnails else None,
     )
+
+
+def _scores(record: dict[str, Any]) -> dict[str, Any]:
+    """The filter scores of a row or sample that read as one value (not lists such as captions_orig)."""
+    return {k: record[k] for k in SCORE_FIELDS if record.get(k) is not None and not isinstance(record[k], list)}
 
 
 def _local_thumbnail(url: str | None) -> str | None:
