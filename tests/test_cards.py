@@ -260,6 +260,8 @@ def test_mixture_lists_shards_and_weights_for_the_trainer(coco_build: Path, demo
     data = DatasetCard.load(out / "README.md").data
     assert "configs" not in data.to_dict(), "without --copy the shards are elsewhere"
     assert "mixture" in data.tags
+    refused = run_cli("inspect", str(out))
+    assert refused.exit_code == 2 and "is a mixture" in refused.output
 
 
 def test_mixture_with_copy_is_a_loadable_folder(coco_build: Path, demo_build: Path, tmp_path: Path) -> None:

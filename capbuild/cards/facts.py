@@ -81,6 +81,8 @@ def load_facts(out: Path) -> BuildFacts:
     manifest = load_manifest(out)
     if manifest is None:
         raise ValueError(f"{out} holds no manifest.json: is it a capbuild build folder?")
+    if manifest.get("kind") == "mixture":
+        raise ValueError(f"{out} is a mixture (`capbuild mix` wrote it and its card); give a build folder")
     if not manifest.get("stages", {}).get("text", {}).get("done"):
         raise ValueError(f"{out}: the build's caption stage is not finished; re-run the build command to resume it")
     sizes = read_sizes(out)
