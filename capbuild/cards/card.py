@@ -26,6 +26,8 @@ SIZE_CATEGORIES = (
     (100_000_000, "10M<n<100M"),
     (1_000_000_000, "100M<n<1B"),
     (10_000_000_000, "1B<n<10B"),
+    (100_000_000_000, "10B<n<100B"),
+    (1_000_000_000_000, "100B<n<1T"),
 )
 CAPTION_PARTS = "captions/part-*.parquet"
 
@@ -89,7 +91,7 @@ def size_category(count: int) -> str:
     for limit, name in SIZE_CATEGORIES:
         if count < limit:
             return name
-    return "n>10B"
+    return "n>1T"
 
 
 def license_metadata(sources: dict[str, dict[str, Any]]) -> dict[str, str]:
