@@ -34,6 +34,8 @@ class Filter(ABC):
 
     name: ClassVar[str]
     score_column: ClassVar[str | None] = None
+    # Further score columns a filter adds in its own `apply` (also declared in SCORE_FIELDS).
+    extra_score_columns: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def from_spec(cls, arg: str | None, context: FilterContext) -> Filter:
@@ -108,4 +110,6 @@ def make_filters(specs: list[str], context: FilterContext) -> list[Filter]:
 
 def _load_builtin_filters() -> None:
     # Importing the modules registers their filters.
+    import capbuild.filters.langid
+    import capbuild.filters.pos
     import capbuild.filters.text  # noqa: F401
