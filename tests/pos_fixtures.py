@@ -13,8 +13,17 @@ TINY_LABELS = ["noun", "noun_prop", "prep", "punc", "verb"]
 # Every vocabulary entry's label: the model predicts it for that word piece, whatever the context.
 # "أنفيلد" (Anfield) is two pieces: "أنف" (tagged noun_prop) and "##يلد" (tagged verb).
 TINY_PIECES = {
-    "محمد": "noun_prop", "صلاح": "noun_prop", "في": "prep", "ملعب": "noun", "أنف": "noun_prop",
-    "##يلد": "verb", "كرة": "noun", "يلعب": "verb", "القدم": "noun", ".": "punc", "،": "punc",
+    "محمد": "noun_prop",
+    "صلاح": "noun_prop",
+    "في": "prep",
+    "ملعب": "noun",
+    "أنف": "noun_prop",
+    "##يلد": "verb",
+    "كرة": "noun",
+    "يلعب": "verb",
+    "القدم": "noun",
+    ".": "punc",
+    "،": "punc",
 }
 TINY_MAX_LENGTH = 16
 
@@ -30,9 +39,14 @@ def build_tiny_pos_model(folder: Path) -> Path:
         vocab={piece: i for i, piece in enumerate(vocab)}, do_lower_case=False, model_max_length=TINY_MAX_LENGTH
     )
     config = BertConfig(
-        vocab_size=len(vocab), hidden_size=len(TINY_LABELS), num_hidden_layers=0, num_attention_heads=1,
-        intermediate_size=4, max_position_embeddings=TINY_MAX_LENGTH,
-        id2label=dict(enumerate(TINY_LABELS)), label2id={label: i for i, label in enumerate(TINY_LABELS)},
+        vocab_size=len(vocab),
+        hidden_size=len(TINY_LABELS),
+        num_hidden_layers=0,
+        num_attention_heads=1,
+        intermediate_size=4,
+        max_position_embeddings=TINY_MAX_LENGTH,
+        id2label=dict(enumerate(TINY_LABELS)),
+        label2id={label: i for i, label in enumerate(TINY_LABELS)},
     )
     model = BertForTokenClassification(config)
     with torch.no_grad():

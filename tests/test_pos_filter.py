@@ -41,7 +41,7 @@ def test_bad_options_are_clear_errors() -> None:
 
 
 def test_language_without_spacy_pipeline_points_to_stanza() -> None:
-    with pytest.raises(ValueError, match="spaCy has no trained pipeline for language 'id'.*--pos-backend stanza"):
+    with pytest.raises(ValueError, match=r"spaCy has no trained pipeline for language 'id'.*--pos-backend stanza"):
         make_filter("propn=0.8", FilterContext(lang="id"))
 
 

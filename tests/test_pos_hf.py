@@ -37,7 +37,12 @@ def test_a_word_takes_the_tag_of_its_first_piece(backend: HfBackend) -> None:
 
 def test_batches_keep_the_input_order_and_empty_texts(backend: HfBackend) -> None:
     texts = ["يلعب كرة القدم", "", "محمد", "محمد صلاح في ملعب أنفيلد."]
-    assert backend.tag(texts) == [["VERB", "NOUN", "NOUN"], [], ["PROPN"], ["PROPN", "PROPN", "ADP", "NOUN", "PROPN", "PUNCT"]]
+    assert backend.tag(texts) == [
+        ["VERB", "NOUN", "NOUN"],
+        [],
+        ["PROPN"],
+        ["PROPN", "PROPN", "ADP", "NOUN", "PROPN", "PUNCT"],
+    ]
 
 
 def test_a_caption_longer_than_the_model_is_tagged_to_its_last_word(backend: HfBackend) -> None:
@@ -48,7 +53,9 @@ def test_a_caption_longer_than_the_model_is_tagged_to_its_last_word(backend: HfB
 def test_propn_filter_with_the_hf_backend(tiny_model: Path) -> None:
     context = FilterContext(lang="ar", options={"pos_backend": "hf", "pos_model": str(tiny_model)})
     kept, dropped = filter_captions(make_filter("propn=0.8", context), ["محمد صلاح", "محمد يلعب كرة القدم ."])
-    assert kept.select(["caption", "propn_ratio"]).to_pylist() == [{"caption": "محمد يلعب كرة القدم .", "propn_ratio": 0.25}]
+    assert kept.select(["caption", "propn_ratio"]).to_pylist() == [
+        {"caption": "محمد يلعب كرة القدم .", "propn_ratio": 0.25}
+    ]
     assert dropped["propn_ratio"].to_pylist() == [1.0]
 
 
@@ -60,7 +67,13 @@ def test_merge_word_pieces_skips_special_tokens_and_later_pieces() -> None:
 
 
 def test_tag_maps(tmp_path: Path) -> None:
-    assert resolve_tag_map(TINY_LABELS) == {"noun": "NOUN", "noun_prop": "PROPN", "prep": "ADP", "punc": "PUNCT", "verb": "VERB"}
+    assert resolve_tag_map(TINY_LABELS) == {
+        "noun": "NOUN",
+        "noun_prop": "PROPN",
+        "prep": "ADP",
+        "punc": "PUNCT",
+        "verb": "VERB",
+    }
     assert resolve_tag_map(["PROPN", "noun"]) == {"PROPN": "PROPN", "noun": "NOUN"}
     assert CAMEL_TAG_MAP["noun_prop"] == "PROPN"
     custom = tmp_path / "map.json"

@@ -26,8 +26,15 @@ def _document(*sentences: list[tuple[int | tuple[int, int], str, str | None]]) -
 def test_ratio_from_a_document_with_multi_word_tokens() -> None:
     # Italian "Roberto Baggio nel 1994." as Stanza tags it: "nel" is one token and two words (in + il).
     document = _document(
-        [(1, "Roberto", "PROPN"), (2, "Baggio", "PROPN"), ((3, 4), "nel", None), (3, "in", "ADP"),
-         (4, "il", "DET"), (5, "1994", "NUM"), (6, ".", "PUNCT")]
+        [
+            (1, "Roberto", "PROPN"),
+            (2, "Baggio", "PROPN"),
+            ((3, 4), "nel", None),
+            (3, "in", "ADP"),
+            (4, "il", "DET"),
+            (5, "1994", "NUM"),
+            (6, ".", "PUNCT"),
+        ]
     )
     upos = stanza_document_upos(document)
     assert upos == ["PROPN", "PROPN", "ADP", "DET", "NUM", "PUNCT"]
@@ -48,7 +55,11 @@ def _resources(folder: Path, languages: dict[str, bool]) -> Path:
     """A resources.json as Stanza writes it (lang -> processors), with a pos folder per language."""
     resources = {"italian": {"alias": "it"}}
     for lang, mwt in languages.items():
-        resources[lang] = {"tokenize": {"combined": {}}, "pos": {"combined": {}}, **({"mwt": {"combined": {}}} if mwt else {})}
+        resources[lang] = {
+            "tokenize": {"combined": {}},
+            "pos": {"combined": {}},
+            **({"mwt": {"combined": {}}} if mwt else {}),
+        }
         (folder / lang / "pos").mkdir(parents=True)
     (folder / "resources.json").write_text(json.dumps(resources))
     return folder
@@ -96,7 +107,13 @@ def _installed_stanza_language() -> tuple[Path, str] | None:
 def test_real_stanza_pipeline_tags_a_name_as_propn() -> None:
     folder, lang = _installed_stanza_language()  # type: ignore[misc]
     backend = StanzaBackend(lang, folder, batch_size=8)
-    sentence = {"it": "Roberto Baggio", "id": "Joko Widodo", "fr": "Pierre Dupont", "en": "John Smith", "ar": "محمد صلاح"}
+    sentence = {
+        "it": "Roberto Baggio",
+        "id": "Joko Widodo",
+        "fr": "Pierre Dupont",
+        "en": "John Smith",
+        "ar": "محمد صلاح",
+    }
     tags = backend.tag([sentence[lang], ""])
     assert tags[1] == []
     assert propn_ratio(tags[0]) >= 0.5

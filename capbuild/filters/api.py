@@ -1,10 +1,10 @@
 """Filters from Python, on any Arrow table with a `caption` column or on a list of strings:
 
-    from capbuild.filters.api import filter_captions
-    from capbuild.filters.base import FilterContext, make_filter
-    propn = make_filter("propn=0.8", FilterContext(lang="fr"))
-    kept, dropped = filter_captions(propn, ["Lyon, France", "Un chien court sur la plage."])
-    kept["caption"].to_pylist(), dropped["propn_ratio"].to_pylist()   # (['Un chien ...'], [1.0])
+from capbuild.filters.api import filter_captions
+from capbuild.filters.base import FilterContext, make_filter
+propn = make_filter("propn=0.8", FilterContext(lang="fr"))
+kept, dropped = filter_captions(propn, ["Lyon, France", "Un chien court sur la plage."])
+kept["caption"].to_pylist(), dropped["propn_ratio"].to_pylist()   # (['Un chien ...'], [1.0])
 """
 
 from __future__ import annotations

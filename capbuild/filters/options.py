@@ -60,29 +60,47 @@ def _option(name: str, kind: Any, default: Any, flag: str, help: str) -> inspect
 
 CLI_OPTIONS: list[inspect.Parameter] = [
     _option(
-        "pos_backend", str, "spacy", "--pos-backend",
+        "pos_backend",
+        str,
+        "spacy",
+        "--pos-backend",
         "POS tagger of --filter propn=R: spacy, stanza (Indonesian, Arabic, ...) or hf (transformers).",
     ),
     _option(
-        "pos_model", str | None, None, "--pos-model",
+        "pos_model",
+        str | None,
+        None,
+        "--pos-model",
         "spaCy pipeline or transformers model (name or path); default: the language's spaCy *_sm pipeline.",
     ),
     _option(
-        "pos_model_dir", str | None, None, "--pos-model-dir",
+        "pos_model_dir",
+        str | None,
+        None,
+        "--pos-model-dir",
         "Stanza resources folder (default: $STANZA_RESOURCES_DIR, then ~/stanza_resources).",
     ),
     _option(
-        "pos_tag_map", str | None, None, "--pos-tag-map",
+        "pos_tag_map",
+        str | None,
+        None,
+        "--pos-tag-map",
         "JSON file {model label: UPOS tag} for an hf model whose labels are neither UPOS nor CAMeL's.",
     ),
     _option("pos_workers", int, 1, "--pos-workers", "POS tagging processes (spaCy n_process)."),
     _option("pos_batch_size", int, 256, "--pos-batch-size", "Captions per POS tagging batch."),
     _option(
-        "propn_denominator", str, "words", "--propn-denominator",
+        "propn_denominator",
+        str,
+        "words",
+        "--propn-denominator",
         "propn ratio over 'words' (punctuation, symbols, spaces not counted) or 'all' tokens.",
     ),
     _option(
-        "lang_candidates", str | None, None, "--lang-candidates",
+        "lang_candidates",
+        str | None,
+        None,
+        "--lang-candidates",
         "Languages --filter lang may detect: 'it,en,fr' replaces the default set, '+ms,az' widens it, 'all'.",
     ),
 ]

@@ -26,16 +26,40 @@ class PosBackend(Protocol):
 
 # spaCy's trained pipelines per language (https://spacy.io/models); the small ones by default.
 SPACY_MODELS: dict[str, str] = {
-    **{lang: f"{lang}_core_news_sm" for lang in (
-        "ca", "da", "de", "el", "es", "fi", "fr", "hr", "it", "ja", "ko", "lt", "mk", "nb", "nl", "pl", "pt",
-        "ro", "ru", "sl", "sv", "uk",
-    )},
+    **{
+        lang: f"{lang}_core_news_sm"
+        for lang in (
+            "ca",
+            "da",
+            "de",
+            "el",
+            "es",
+            "fi",
+            "fr",
+            "hr",
+            "it",
+            "ja",
+            "ko",
+            "lt",
+            "mk",
+            "nb",
+            "nl",
+            "pl",
+            "pt",
+            "ro",
+            "ru",
+            "sl",
+            "sv",
+            "uk",
+        )
+    },
     "en": "en_core_web_sm",
     "zh": "zh_core_web_sm",
 }
 # The components that set Token.pos_; everything else (parser, ner, lemmatizer, ...) is not loaded.
-SPACY_POS_COMPONENTS = frozenset({"tok2vec", "transformer", "curated_transformer", "tagger", "morphologizer",
-                                  "attribute_ruler"})
+SPACY_POS_COMPONENTS = frozenset(
+    {"tok2vec", "transformer", "curated_transformer", "tagger", "morphologizer", "attribute_ruler"}
+)
 # Below this many texts per process, starting another spaCy process costs more than it saves.
 SPACY_MIN_TEXTS_PER_PROCESS = 10_000
 
@@ -93,6 +117,7 @@ class SpacyBackend:
 
 # ---------------------------------------------------------------- Stanza
 
+
 def stanza_dir(options: PosOptions) -> Path:
     """--pos-model-dir, else Stanza's own default ($STANZA_RESOURCES_DIR or ~/stanza_resources)."""
     if options.pos_model_dir:
@@ -102,7 +127,7 @@ def stanza_dir(options: PosOptions) -> Path:
 
 def _stanza_download_hint(lang: str, folder: Path) -> str:
     return (
-        f"Download the models once (on a machine with internet): python -c \"import stanza; "
+        f'Download the models once (on a machine with internet): python -c "import stanza; '
         f"stanza.download('{lang}', model_dir='{folder}', processors='tokenize,mwt,pos')\", then pass "
         "--pos-model-dir or set STANZA_RESOURCES_DIR to that folder."
     )
@@ -154,6 +179,7 @@ class StanzaBackend:
 
 
 # ---------------------------------------------------------------- choosing one
+
 
 def check_backend(lang: str, options: PosOptions) -> None:
     """Raise a clear error now if the backend's model is missing (cheap: loads nothing)."""

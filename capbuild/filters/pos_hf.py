@@ -10,20 +10,65 @@ from typing import Any
 
 from capbuild.filters.options import PosOptions
 
-UPOS_TAGS = frozenset({
-    "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
-    "SCONJ", "SYM", "VERB", "X",
-})
+UPOS_TAGS = frozenset(
+    {
+        "ADJ",
+        "ADP",
+        "ADV",
+        "AUX",
+        "CCONJ",
+        "DET",
+        "INTJ",
+        "NOUN",
+        "NUM",
+        "PART",
+        "PRON",
+        "PROPN",
+        "PUNCT",
+        "SCONJ",
+        "SYM",
+        "VERB",
+        "X",
+    }
+)
 
 # CAMeL Tools' MSA POS tags (the labels of CAMeL-Lab's *-pos-msa models) to UPOS.
 CAMEL_TAG_MAP: dict[str, str] = {
-    "abbrev": "X", "adj": "ADJ", "adj_comp": "ADJ", "adj_num": "ADJ", "adv": "ADV", "adv_interrog": "ADV",
-    "adv_rel": "ADV", "conj": "CCONJ", "conj_sub": "SCONJ", "digit": "NUM", "foreign": "X", "interj": "INTJ",
-    "latin": "X", "noun": "NOUN", "noun_num": "NUM", "noun_prop": "PROPN", "noun_quant": "NOUN", "part": "PART",
-    "part_det": "DET", "part_focus": "PART", "part_fut": "PART", "part_interrog": "PART", "part_neg": "PART",
-    "part_restrict": "PART", "part_verb": "PART", "part_voc": "PART", "prep": "ADP", "pron": "PRON",
-    "pron_dem": "PRON", "pron_exclam": "PRON", "pron_interrog": "PRON", "pron_rel": "PRON", "punc": "PUNCT",
-    "verb": "VERB", "verb_pseudo": "VERB",
+    "abbrev": "X",
+    "adj": "ADJ",
+    "adj_comp": "ADJ",
+    "adj_num": "ADJ",
+    "adv": "ADV",
+    "adv_interrog": "ADV",
+    "adv_rel": "ADV",
+    "conj": "CCONJ",
+    "conj_sub": "SCONJ",
+    "digit": "NUM",
+    "foreign": "X",
+    "interj": "INTJ",
+    "latin": "X",
+    "noun": "NOUN",
+    "noun_num": "NUM",
+    "noun_prop": "PROPN",
+    "noun_quant": "NOUN",
+    "part": "PART",
+    "part_det": "DET",
+    "part_focus": "PART",
+    "part_fut": "PART",
+    "part_interrog": "PART",
+    "part_neg": "PART",
+    "part_restrict": "PART",
+    "part_verb": "PART",
+    "part_voc": "PART",
+    "prep": "ADP",
+    "pron": "PRON",
+    "pron_dem": "PRON",
+    "pron_exclam": "PRON",
+    "pron_interrog": "PRON",
+    "pron_rel": "PRON",
+    "punc": "PUNCT",
+    "verb": "VERB",
+    "verb_pseudo": "VERB",
 }
 # A word left with no piece (the tokenizer's normaliser removed all of it) counts as a word that is no PROPN.
 UNTAGGED = "X"
@@ -113,8 +158,12 @@ class HfBackend:
         import torch
 
         encoding = self.tokenizer(
-            texts, truncation=True, max_length=self.max_length, return_overflowing_tokens=True,
-            padding=True, return_tensors="pt",
+            texts,
+            truncation=True,
+            max_length=self.max_length,
+            return_overflowing_tokens=True,
+            padding=True,
+            return_tensors="pt",
         )
         inputs = {k: v.to(self.device) for k, v in encoding.items() if k in MODEL_INPUTS}
         with torch.inference_mode():
