@@ -5,7 +5,8 @@
 Compares, on the same French captions in the same run:
   plain:     [nlp(t) for t in texts] with the full pipeline (parser, NER, lemmatizer included)
   capbuild:  PropnFilter.score: nlp.pipe over the POS components only, with 1 and 2 workers
-and checks that all three give the same ratios. Prints a Markdown table for BENCHMARKS.md.
+  n_process: the same components through spaCy's own nlp.pipe(n_process=2)
+and checks that all give the same ratios. Prints a Markdown table for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ def capbuild_filter(texts: list[str], workers: int, batch_size: int) -> tuple[li
     return ratios, loaded - started, time.perf_counter() - loaded
 
 
+def spacy_n_process(texts: list[str], processes: int, batch_size: int) -> tuple[list[float], float, float]:
+    started = time.perf_counter()
+    nlp = PropnFilter(0.8, lang="fr").backend.nlp
+    loaded = time.perf_counter()
+    docs = nlp.pipe(texts, batch_size=batch_size, n_process=processes)
+    ratios = [propn_ratio([token.pos_ for token in doc]) for doc in docs]
+    return ratios, loaded - started, time.perf_counter() - loaded
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--captions", type=int, default=20_000)
@@ -73,6 +83,7 @@ def main() -> None:
         "plain loop, full pipeline": plain_loop(texts),
         "capbuild, POS components, 1 worker": capbuild_filter(texts, 1, args.batch_size),
         "capbuild, POS components, 2 workers": capbuild_filter(texts, 2, args.batch_size),
+        "POS components, spaCy n_process=2": spacy_n_process(texts, 2, args.batch_size),
     }
     reference = next(iter(runs.values()))[0]
     base_rate = len(texts) / next(iter(runs.values()))[2]

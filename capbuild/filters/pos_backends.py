@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import multiprocessing
 import os
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,8 +61,8 @@ SPACY_MODELS: dict[str, str] = {
 SPACY_POS_COMPONENTS = frozenset(
     {"tok2vec", "transformer", "curated_transformer", "tagger", "morphologizer", "attribute_ruler"}
 )
-# Below this many texts per process, starting another spaCy process costs more than it saves.
-SPACY_MIN_TEXTS_PER_PROCESS = 10_000
+# Below this many texts per process, forking another worker costs more than it saves.
+SPACY_MIN_TEXTS_PER_PROCESS = 2_000
 
 
 def spacy_model_name(lang: str, options: PosOptions) -> str:
@@ -96,7 +97,12 @@ def _spacy_meta(name: str) -> dict[str, Any]:
 
 
 class SpacyBackend:
-    """`nlp.pipe` over the POS components only, batched, in `workers` processes for large inputs."""
+    """`nlp.pipe` over the POS components only, batched, in `workers` processes for large inputs.
+
+    The workers are forked after the model is loaded and send back only the tags: spaCy's own
+    `n_process` sends every Doc back serialized, which for short captions costs more than the
+    tagging (3x slower than one process in benchmarks/propn_filter.py).
+    """
 
     def __init__(self, model: str, batch_size: int = 256, workers: int = 1) -> None:
         import spacy
@@ -104,15 +110,38 @@ class SpacyBackend:
         components = _spacy_meta(model).get("components", [])
         self.nlp = spacy.load(model, exclude=[c for c in components if c not in SPACY_POS_COMPONENTS])
         self.batch_size = batch_size
-        self.workers = workers
+        self.workers = workers if "fork" in multiprocessing.get_all_start_methods() else 1
 
     def processes(self, n_texts: int) -> int:
         """Worker processes for `n_texts` texts: never more than there is work for."""
         return max(1, min(self.workers, math.ceil(n_texts / SPACY_MIN_TEXTS_PER_PROCESS)))
 
     def tag(self, texts: list[str]) -> list[list[str]]:
-        docs = self.nlp.pipe(texts, batch_size=self.batch_size, n_process=self.processes(len(texts)))
-        return [[token.pos_ for token in doc] for doc in docs]
+        processes = self.processes(len(texts))
+        if processes == 1:
+            return self.tag_here(texts)
+        global _FORKED_BACKEND
+        size = max(self.batch_size, math.ceil(len(texts) / (4 * processes)))
+        chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
+        _FORKED_BACKEND = self
+        try:
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                return [tags for chunk in pool.imap(_tag_in_worker, chunks) for tags in chunk]
+        finally:
+            _FORKED_BACKEND = None
+
+    def tag_here(self, texts: list[str]) -> list[list[str]]:
+        """Tag in this process."""
+        return [[token.pos_ for token in doc] for doc in self.nlp.pipe(texts, batch_size=self.batch_size)]
+
+
+# The backend that forked workers inherit (set only while a pool runs).
+_FORKED_BACKEND: SpacyBackend | None = None
+
+
+def _tag_in_worker(texts: list[str]) -> list[list[str]]:
+    assert _FORKED_BACKEND is not None, "spaCy POS workers are forked from a process that set _FORKED_BACKEND"
+    return _FORKED_BACKEND.tag_here(texts)
 
 
 # ---------------------------------------------------------------- Stanza
