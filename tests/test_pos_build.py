@@ -82,7 +82,7 @@ def test_cli_build_and_info_show_counts_per_filter(tmp_path: Path) -> None:
 
 
 def test_cli_missing_pos_model_is_an_error_before_any_work(tmp_path: Path) -> None:
-    captions_file, images_dir = write_french_coco(tmp_path / "input", CAPTIONS[:1])
+    captions_file, _ = write_french_coco(tmp_path / "input", CAPTIONS[:1])
     command = ["coco", "--input", str(captions_file), "--lang", "it", "--no-images", "--filter", "propn=0.8"]
     result = CliRunner().invoke(app, [*command, "--out", str(tmp_path / "out")], env={"COLUMNS": "200"})
     assert result.exit_code == 2
