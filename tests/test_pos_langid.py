@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from capbuild.filters.api import filter_captions
@@ -90,3 +93,13 @@ def test_chain_writes_both_columns_for_kept_and_rejected_rows() -> None:
     assert rejected["lang_detected"].to_pylist() == ["ar", "id", "en", "fr"]
     assert all(0.0 < s <= 1.0 for s in [*kept["lang_score"].to_pylist(), *rejected["lang_score"].to_pylist()])
     assert chain.counts["lang=it"] == {"in": 5, "kept": 1, "dropped": 4}
+
+
+def test_real_clip_italian_captions(realdata: Path) -> None:
+    """clip-italian's test file mixes Italian WIT and MSCOCO-it captions; one WIT caption of an
+    Italian page is an English place name."""
+    lines = (realdata / "translated" / "it_coco_wit" / "clip_italian_test_file.jsonl").read_text().splitlines()
+    captions = [c for line in lines for c in json.loads(line)["captions"]]
+    kept, dropped = filter_captions(make_filter("lang=it:0.5", FilterContext(lang="it")), captions)
+    assert dropped["caption"].to_pylist() == ["anhinga trail"]
+    assert len(kept) == len(captions) - 1
