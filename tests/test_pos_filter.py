@@ -66,7 +66,7 @@ def test_spacy_loads_only_the_pos_components(french: PropnFilter) -> None:
 def test_hand_checked_french_ratios(french: PropnFilter) -> None:
     captions = list(FRENCH_RATIOS)
     words = french.score(captions)
-    everything = PropnFilter(0.8, lang="fr", propn_denominator="all", options=None).score(captions)
+    everything = PropnFilter(0.8, lang="fr", propn_denominator="all").score(captions)
     assert words == pytest.approx([r[0] for r in FRENCH_RATIOS.values()])
     assert everything == pytest.approx([r[1] for r in FRENCH_RATIOS.values()])
 

@@ -51,6 +51,31 @@ def test_ratio_from_a_document_of_two_sentences() -> None:
     assert propn_ratio(stanza_document_upos(document)) == pytest.approx(4 / 6)
 
 
+class _AnalysedPipeline:
+    """Answers bulk_process as a Stanza pipeline does, with Documents built from known analyses."""
+
+    def __init__(self, analyses: dict[str, list[tuple[int | tuple[int, int], str, str | None]]]) -> None:
+        self.analyses = analyses
+        self.seen: list[str] = []
+
+    def bulk_process(self, texts: list[str]) -> list[Document]:
+        self.seen += texts
+        return [_document(self.analyses[t]) for t in texts]
+
+
+def test_backend_tags_in_order_and_never_sends_empty_texts() -> None:
+    pipeline = _AnalysedPipeline(
+        {
+            "Joko Widodo": [(1, "Joko", "PROPN"), (2, "Widodo", "PROPN")],
+            "kucing tidur.": [(1, "kucing", "NOUN"), (2, "tidur", "VERB"), (3, ".", "PUNCT")],
+        }
+    )
+    backend = StanzaBackend.__new__(StanzaBackend)
+    backend.pipeline = pipeline
+    assert backend.tag(["kucing tidur.", " ", "Joko Widodo"]) == [["NOUN", "VERB", "PUNCT"], [], ["PROPN", "PROPN"]]
+    assert pipeline.seen == ["kucing tidur.", "Joko Widodo"]
+
+
 def _resources(folder: Path, languages: dict[str, bool]) -> Path:
     """A resources.json as Stanza writes it (lang -> processors), with a pos folder per language."""
     resources = {"italian": {"alias": "it"}}

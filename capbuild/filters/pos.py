@@ -45,6 +45,8 @@ class PropnFilter(CaptionFilter):
             raise ValueError(f"propn={threshold}: the threshold is a share of tokens in (0, 1], e.g. propn=0.8")
         self.threshold = threshold
         self.lang = lang
+        if options is not None and kwargs:
+            raise TypeError("PropnFilter takes either options=PosOptions(...) or its fields as keywords, not both")
         self.options = options or PosOptions(**kwargs)
         check_backend(lang, self.options)
         self._backend: PosBackend | None = None
