@@ -17,6 +17,7 @@ from capbuild.builders.base import Builder
 from capbuild.builders.coco import CocoBuilder
 from capbuild.builders.flickr8k import Flickr8kBuilder
 from capbuild.cards.commands import app as cards_app
+from capbuild.filters.options import CLI_OPTIONS as POS_FILTER_OPTIONS
 from capbuild.images.stage import RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
 
@@ -65,6 +66,7 @@ BUILD_OPTIONS = [
 
 # Options passed to the filters (through FilterContext.options); filter modules add theirs here.
 FILTER_OPTIONS: list[inspect.Parameter] = []
+FILTER_OPTIONS += POS_FILTER_OPTIONS
 
 
 def build_command(
