@@ -1,7 +1,7 @@
 """Runs a build's stages into the build folder, with resume and the manifest.
 
     builder -> filters (clean first, then the user's, in order) -> captions/ + rejected/
-            -> images (img2dataset) -> shards/
+            -> images (img2dataset) -> shards/ -> card (README.md)
 
 Each stage is recorded as done in manifest.json only when its output is complete, so a killed
 build re-run with the same command skips finished stages (and img2dataset skips finished shards).
@@ -17,8 +17,9 @@ from typing import Any
 
 from capbuild import __version__
 from capbuild.builders.base import Builder
+from capbuild.cards.card import write_card
 from capbuild.executors import ExecutorOptions
-from capbuild.filters.base import FilterContext, chain_specs, make_filters
+from capbuild.filters.base import OPERATIONAL_OPTIONS, FilterContext, chain_specs, make_filters
 from capbuild.filters.chain import FilterChain
 from capbuild.images.stage import ImageOptions, run_image_stage
 from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest
@@ -53,7 +54,7 @@ class BuildRequest:
             "source": self.builder.info.name,
             "builder": self.builder.config(),
             "filters": chain_specs(self.filters),
-            "filter_options": self.filter_options,
+            "filter_options": {k: v for k, v in self.filter_options.items() if k not in OPERATIONAL_OPTIONS},
             "images": self.images.output_config() if self.images else None,
         }
 
@@ -83,6 +84,7 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
         manifest["counts"]["images"] = run_image_stage(out / "captions", out, work / "images", request.images)
         _finish_stage(out, manifest, "images", started)
     shutil.rmtree(work, ignore_errors=True)
+    write_card(out)
     return manifest
 
 

@@ -16,7 +16,9 @@ from capbuild.build import BuildConflictError, BuildRequest, run_build
 from capbuild.builders.base import Builder
 from capbuild.builders.coco import CocoBuilder
 from capbuild.builders.flickr8k import Flickr8kBuilder
+from capbuild.cards.commands import app as cards_app
 from capbuild.executors import EXECUTORS, ExecutorOptions
+from capbuild.filters.options import CLI_OPTIONS as POS_FILTER_OPTIONS
 from capbuild.images.stage import DISTRIBUTORS, RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
 from capbuild.storage import build_folder, local_inputs
@@ -27,6 +29,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 console = Console(stderr=True)
+app.add_typer(cards_app)
 
 
 def _option(name: str, kind: Any, default: Any, *flags: str, help: str) -> inspect.Parameter:
@@ -89,6 +92,7 @@ BUILD_OPTIONS = [
 
 # Options passed to the filters (through FilterContext.options); filter modules add theirs here.
 FILTER_OPTIONS: list[inspect.Parameter] = []
+FILTER_OPTIONS += POS_FILTER_OPTIONS
 
 
 def build_command(

@@ -19,9 +19,8 @@ class FilterChain:
 
     def __init__(self, filters: list[Filter], score_columns: list[str] | None = None) -> None:
         self.filters = filters
-        self.score_columns = (
-            score_columns if score_columns is not None else [f.score_column for f in filters if f.score_column]
-        )
+        own = [c for f in filters for c in (f.score_column, *f.extra_score_columns) if c]
+        self.score_columns = score_columns if score_columns is not None else own
         self.schema = caption_schema(self.score_columns)
         self.rejected_schema = rejected_schema(self.score_columns)
         self.counts: dict[str, dict[str, int]] = {f.describe(): {"in": 0, "kept": 0, "dropped": 0} for f in filters}
