@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,21 @@ class Segment:
     @property
     def modules(self) -> tuple[str, ...]:
         """The modules that register the segment's filters (a worker imports them before make_filter)."""
-        return tuple(sorted({type(f).__module__ for f in self.filters}))
+        return tuple(sorted({_importable_module(type(f)) for f in self.filters}))
 
     @property
     def label(self) -> str:
         return ", ".join(f.describe() for f in self.filters)
+
+
+def _importable_module(cls: type) -> str:
+    """The module defining `cls` under a name another process can import: a module run with
+    `python -m NAME` is `__main__` here but NAME there."""
+    if cls.__module__ == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        if spec is not None:
+            return spec.name
+    return cls.__module__
 
 
 def split_segments(specs: list[str], filters: list[Filter]) -> list[Segment]:

@@ -3,8 +3,11 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -19,6 +22,7 @@ from tests.scale_helpers import logged_batches, write_varied_coco
 
 ray = pytest.importorskip("ray", reason="the scale extra (ray) is not installed: pip install 'capbuild[scale]'")
 
+ROOT = Path(__file__).resolve().parents[1]
 IMAGES = 60
 BATCH_ROWS = 6
 
@@ -148,3 +152,28 @@ def test_killing_a_ray_worker_mid_stage_loses_and_doubles_no_row(tmp_path, local
     assert len(set(kept["key"].to_pylist())) == len(kept)
     assert kept.equals(clean_kept) and rejected.equals(clean_rejected)
     assert len(kept) + len(rejected) == IMAGES
+
+
+@pytest.mark.slow
+def test_the_cli_joins_a_running_ray_cluster(tmp_path, local_ray):
+    """`--executor ray --ray-address ADDR` from another process: the filters run in that cluster's
+    workers (not in the command's process) and the table is the local one."""
+    captions = write_varied_coco(tmp_path / "captions.json", IMAGES)
+    env = {**os.environ, "CAPBUILD_TEST_BATCH_ROWS": str(BATCH_ROWS)}
+
+    def command(name: str, *extra: str) -> list[str]:
+        filters = ["--filter", "len=3..", "--filter", f"slow_test=0:{tmp_path / name / 'log'}"]
+        args = ["coco", "--input", str(captions), "--out", str(tmp_path / name / "out"), "--no-images", *filters]
+        return [sys.executable, "-m", "tests.scale_helpers", *args, *extra]
+
+    address = ray.get_runtime_context().gcs_address
+    joined = subprocess.Popen(
+        command("ray", "--executor", "ray", "--ray-address", address), cwd=ROOT, env=env, stderr=subprocess.PIPE
+    )
+    _, stderr = joined.communicate(timeout=240)
+    assert joined.returncode == 0, stderr[-3000:]
+    subprocess.run(command("local"), cwd=ROOT, env=env, check=True, capture_output=True)
+    for got, want in zip(_tables(tmp_path / "ray" / "out"), _tables(tmp_path / "local" / "out"), strict=True):
+        assert got.equals(want)
+    batch_pids = {pid for pid, _, _ in logged_batches(tmp_path / "ray" / "log")}
+    assert joined.pid not in batch_pids and len(batch_pids) == 2, "both actors of the cluster should have worked"

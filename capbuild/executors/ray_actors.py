@@ -67,7 +67,7 @@ class RayExecutor(Executor):
                     index, counts = ray.get(ready)
                 except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as err:
                     raise RuntimeError(
-                        f"a Ray worker failed on segment [{segment.label}] ({type(err).__name__}: {err}); "
+                        f"a Ray worker failed on the filters {segment.label!r} ({type(err).__name__}: {err}); "
                         "finished partitions are kept: re-run the same command to resume"
                     ) from err
                 on_done(index, counts)
