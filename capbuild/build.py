@@ -126,6 +126,7 @@ def run_text_stage(request: BuildRequest, work: Path) -> dict[str, Any]:
         "source_rows": read,
         "builder": builder.report(),
         "filters": chain.counts,
+        "reports": {f.describe(): report for f in chain.filters if (report := f.report())},
         "captions": sum(kept_by_source.values()),
         "rejected": sum(rejected_by_source.values()),
         "per_source": {s: {"captions": kept_by_source[s], "rejected": rejected_by_source[s]} for s in sources},

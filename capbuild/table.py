@@ -32,6 +32,8 @@ SCORE_FIELDS: dict[str, pa.DataType] = {
     "propn_ratio": pa.float32(),
     "lang_detected": pa.string(),
     "lang_score": pa.float32(),
+    # The source-language `captions` of a translated row (capbuild.translate).
+    "captions_orig": pa.list_(pa.string()),
 }
 
 # Columns that only rejected rows carry: which filter dropped the row, and the value that failed.

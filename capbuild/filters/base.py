@@ -50,6 +50,10 @@ class Filter(ABC):
         """The filter as a user would write it, for the manifest and the dataset card."""
         return self.name
 
+    def report(self) -> dict[str, Any]:
+        """Figures for the manifest beyond kept/dropped (model, cache hits, ...); none by default."""
+        return {}
+
 
 class CaptionFilter(Filter):
     """A filter that scores each row's `caption` and keeps the rows whose score passes."""
@@ -103,6 +107,11 @@ def make_filters(specs: list[str], context: FilterContext) -> list[Filter]:
     """The filter chain of a build: `clean` first (always), then the given filters in order."""
     filters = [make_filter("clean", context)]
     filters += [make_filter(spec, context) for spec in specs if parse_spec(spec)[0] != "clean"]
+    if context.options.get("translate"):
+        # Translation comes after the user's filters: they judge the source text and save its compute.
+        from capbuild.translate.filters import translation_filters
+
+        filters += translation_filters(context)
     return filters
 
 
