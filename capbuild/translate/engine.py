@@ -44,13 +44,20 @@ class RuntimeOptions:
     devices: str = "auto"  # "auto" (all GPUs, else CPU), "cpu", or GPU indices "0,1"
     compute_type: str | None = None  # default: int8_float16 on CUDA, int8 on CPU
     batch_tokens: int | None = None  # default: 8192 on CUDA, 2048 on CPU
-    cpu_threads: int | None = None  # default: every core
+    cpu_threads: int | None = None  # default: every core this process may use
 
 
 def cpu_thread_split(cores: int) -> tuple[int, int]:
     """(inter_threads, intra_threads): up to 4 threads per batch, as many batches in parallel as fit."""
     intra = max(1, min(cores, 4))
     return max(1, cores // intra), intra
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's share, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def cuda_devices(devices: str) -> list[int]:
@@ -88,7 +95,7 @@ class Ct2Engine:
             self.replicas = len(gpus)
             self.batch_tokens = runtime.batch_tokens or 8192
         else:
-            inter, intra = cpu_thread_split(runtime.cpu_threads or os.cpu_count() or 1)
+            inter, intra = cpu_thread_split(runtime.cpu_threads or usable_cores())
             self.device = f"cpu ({inter}x{intra} threads)"
             self.compute_type = runtime.compute_type or "int8"
             self.translator = ctranslate2.Translator(
