@@ -205,6 +205,11 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
             for reason, count in counts.items():
                 builder.add_row(f"{kind}: {reason}", str(count))
         console.print(builder)
+        for step, report in text.get("reports", {}).items():
+            details = Table(title=step, show_header=False)
+            for key, value in report.items():
+                details.add_row(key, str(value))
+            console.print(details)
     images = manifest["counts"].get("images")
     if images:
         table = Table(title="Images by source")
