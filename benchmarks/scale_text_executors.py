@@ -21,7 +21,7 @@ import ray
 import capbuild.text_stage as text_stage
 from capbuild.builders.coco import CocoBuilder
 from capbuild.executors import ExecutorOptions
-from capbuild.filters.base import FilterContext, chain_specs, make_filters
+from capbuild.filters.base import FilterContext, make_filters
 from capbuild.filters.chain import FilterChain
 
 WORDS = [
@@ -82,9 +82,7 @@ def run(captions: Path, out: Path, executor: ExecutorOptions) -> dict[str, tuple
         context = FilterContext()
         chain = FilterChain(make_filters(FILTERS, context))
         started, cpu = time.perf_counter(), time.process_time()
-        text_stage.run_text_stage(
-            CocoBuilder(inputs=[captions]), chain, chain_specs(FILTERS), context, out, out / ".work", executor
-        )
+        text_stage.run_text_stage(CocoBuilder(inputs=[captions]), chain, FILTERS, context, out, out / ".work", executor)
         timings["text stage (total)"] = (time.perf_counter() - started, time.process_time() - cpu)
     finally:
         for name, original in originals.items():

@@ -19,7 +19,7 @@ from capbuild import __version__
 from capbuild.builders.base import Builder
 from capbuild.cards.card import write_card
 from capbuild.executors import ExecutorOptions
-from capbuild.filters.base import OPERATIONAL_OPTIONS, FilterContext, chain_specs, make_filters
+from capbuild.filters.base import OPERATIONAL_OPTIONS, Filter, FilterContext, make_filters
 from capbuild.filters.chain import FilterChain
 from capbuild.images.stage import ImageOptions, run_image_stage
 from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest
@@ -48,12 +48,13 @@ class BuildRequest:
     def filter_context(self) -> FilterContext:
         return FilterContext(lang=self.builder.lang, options=self.filter_options)
 
-    def config(self) -> dict[str, Any]:
+    def config(self, filters: list[Filter] | None = None) -> dict[str, Any]:
         """The build's output-deciding configuration (its fingerprint is computed from this)."""
+        filters = filters if filters is not None else make_filters(self.filters, self.filter_context())
         return {
             "source": self.builder.info.name,
             "builder": self.builder.config(),
-            "filters": chain_specs(self.filters),
+            "filters": [f.describe() for f in filters],
             "filter_options": {k: v for k, v in self.filter_options.items() if k not in OPERATIONAL_OPTIONS},
             "images": self.images.output_config() if self.images else None,
         }
@@ -62,8 +63,8 @@ class BuildRequest:
 def run_build(request: BuildRequest) -> dict[str, Any]:
     """Run (or resume) a build; returns the final manifest."""
     out = request.out
-    config = request.config()
     filters = make_filters(request.filters, request.filter_context())  # fails early on a bad spec
+    config = request.config(filters)
     manifest = _open_manifest(out, config, request.overwrite)
     manifest["sources"] = {request.builder.info.name: asdict(request.builder.info)}
     work = out / WORK_DIR
@@ -72,7 +73,7 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
         manifest["counts"]["text"] = run_text_stage(
             request.builder,
             FilterChain(filters),
-            chain_specs(request.filters),
+            request.filters,
             request.filter_context(),
             out,
             work,

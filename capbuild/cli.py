@@ -22,6 +22,8 @@ from capbuild.filters.options import CLI_OPTIONS as POS_FILTER_OPTIONS
 from capbuild.images.stage import DISTRIBUTORS, RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
 from capbuild.storage import build_folder, local_inputs
+from capbuild.translate.cli import translate_app
+from capbuild.translate.options import TRANSLATE_OPTIONS, builder_lang, translation_target
 
 app = typer.Typer(
     help="Build multilingual image-caption datasets (caption table, filters, WebDataset shards).",
@@ -93,6 +95,7 @@ BUILD_OPTIONS = [
 # Options passed to the filters (through FilterContext.options); filter modules add theirs here.
 FILTER_OPTIONS: list[inspect.Parameter] = []
 FILTER_OPTIONS += POS_FILTER_OPTIONS
+FILTER_OPTIONS += TRANSLATE_OPTIONS
 
 
 def build_command(
@@ -103,12 +106,12 @@ def build_command(
 
     def command(**options: Any) -> None:
         with _errors(), build_folder(options["out"], options["overwrite"]) as out:
-            builder = make_builder(lang=options["lang"], **{n: options[n] for n in builder_names})
+            builder = make_builder(lang=builder_lang(options), **{n: options[n] for n in builder_names})
             request = BuildRequest(
                 builder=builder,
                 out=out,
                 filters=options["filter"] or [],
-                filter_options={p.name: options[p.name] for p in FILTER_OPTIONS},
+                filter_options={p.name: options[p.name] for p in FILTER_OPTIONS} | translation_target(options),
                 images=None if options["no_images"] else _image_options(options),
                 overwrite=options["overwrite"],
                 executor=ExecutorOptions(options["executor"], options["ray_address"], options["ray_workers"]),
@@ -167,6 +170,8 @@ build_command(
         lang=lang, inputs=local_inputs(inputs), image_dirs=image_dirs or [], captions=captions
     ),
 )
+
+app.add_typer(translate_app, name="translate")
 
 
 @app.command(epilog="Example: capbuild info it-wit/")
@@ -246,6 +251,11 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
             for reason, count in counts.items():
                 builder.add_row(f"{kind}: {reason}", str(count))
         console.print(builder)
+        for step, report in text.get("reports", {}).items():
+            details = Table(title=step, show_header=False)
+            for key, value in report.items():
+                details.add_row(key, str(value))
+            console.print(details)
     images = manifest["counts"].get("images")
     if images:
         table = Table(title="Images by source")

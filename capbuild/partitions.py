@@ -22,10 +22,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from capbuild.filters.base import Filter, FilterContext, make_filter
+from capbuild.filters.base import Filter, FilterContext, make_filters
 from capbuild.filters.chain import FilterChain
 
 Counts = dict[str, dict[str, int]]
+Reports = dict[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ class Segment:
     """Consecutive filters of the chain that run together on one worker."""
 
     index: int
-    specs: tuple[str, ...]
+    start: int  # the segment is make_filters(...)[start:stop]
+    stop: int
     filters: tuple[Filter, ...]
 
     @property
@@ -64,7 +66,7 @@ def _importable_module(cls: type) -> str:
     return cls.__module__
 
 
-def split_segments(specs: list[str], filters: list[Filter]) -> list[Segment]:
+def split_segments(filters: list[Filter]) -> list[Segment]:
     """Cut the chain into maximal runs of stateless filters and single stateful filters."""
     groups: list[list[int]] = []
     for i, flt in enumerate(filters):
@@ -72,9 +74,7 @@ def split_segments(specs: list[str], filters: list[Filter]) -> list[Segment]:
             groups.append([i])
         else:
             groups[-1].append(i)
-    return [
-        Segment(n, tuple(specs[i] for i in group), tuple(filters[i] for i in group)) for n, group in enumerate(groups)
-    ]
+    return [Segment(n, g[0], g[-1] + 1, tuple(filters[g[0] : g[-1] + 1])) for n, g in enumerate(groups)]
 
 
 @dataclass(frozen=True)
@@ -147,19 +147,52 @@ def write_json_atomic(data: Any, path: Path) -> None:
 
 
 class SegmentWorker:
-    """Holds one segment's filters, built from their specs where it runs (a Ray actor, or in
-    process), and filters partitions with them. Shipping specs rather than filter objects means a
-    worker loads its own model (translation, POS) and filters need not be picklable."""
+    """Holds one segment's filters, built where it runs (a Ray actor, or in process) the way the
+    build built them, `make_filters(specs, context)[start:stop]`, and filters partitions with them.
+    Building rather than shipping filters means a worker loads its own model (translation, POS), and
+    filters need not be picklable; filters load their models on first use, so the chain's other
+    filters cost little."""
 
     def __init__(
-        self, specs: tuple[str, ...], modules: tuple[str, ...], context: FilterContext, score_columns: list[str]
+        self,
+        specs: list[str],
+        context: FilterContext,
+        segment: tuple[int, int, tuple[str, ...]],
+        score_columns: list[str],
     ) -> None:
+        start, stop, modules = segment
         for module in modules:
             importlib.import_module(module)
-        self.chain = FilterChain([make_filter(spec, context) for spec in specs], score_columns)
+        self.chain = FilterChain(make_filters(specs, context)[start:stop], score_columns)
 
     def process(self, task: PartitionTask) -> tuple[int, Counts]:
         return task.index, run_partition(self.chain, task)
 
+    def reports(self) -> dict[str, dict[str, Any]]:
+        return filter_reports(self.chain.filters)
+
     def pid(self) -> int:
         return os.getpid()
+
+
+def filter_reports(filters: list[Filter] | tuple[Filter, ...]) -> dict[str, dict[str, Any]]:
+    """Each filter's report() (model, cache hits, ...) by its description, when it has one."""
+    return {f.describe(): report for f in filters if (report := f.report())}
+
+
+def merge_reports(reports: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Several workers' reports of the same filters as one: numbers summed, equal values kept,
+    differing ones listed."""
+    merged: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        for name, figures in report.items():
+            into = merged.setdefault(name, {})
+            for key, value in figures.items():
+                if key not in into:
+                    into[key] = value
+                elif isinstance(value, (int, float)) and isinstance(into[key], (int, float)):
+                    into[key] += value
+                elif into[key] != value:
+                    known = into[key] if isinstance(into[key], list) else [into[key]]
+                    into[key] = known if value in known else [*known, value]
+    return merged

@@ -34,7 +34,9 @@ from capbuild.filters.chain import FilterChain
 from capbuild.partitions import (
     Counts,
     PartitionTask,
+    Reports,
     Segment,
+    filter_reports,
     read_counts,
     run_partition,
     segment_tasks,
@@ -56,12 +58,13 @@ def run_text_stage(
     work: Path,
     executor: ExecutorOptions | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the text stage; `specs` are the chain's filter specs (chain_specs), which
-    workers other than this process build their filters from. Returns the stage's counts."""
+    """Run (or resume) the text stage; `chain` holds make_filters(specs, context), which workers
+    other than this process build again from `specs` and `context`. Returns the stage's counts."""
     text = work / "text"
     with _progress() as progress:
         raw = _write_raw_partitions(builder, text, progress)
-        segments = split_segments(specs, chain.filters)
+        segments = split_segments(chain.filters)
+        reports: dict[str, dict[str, Any]] = {}
         with ExitStack() as stack:
             opened: list[Executor] = []
 
@@ -72,9 +75,10 @@ def run_text_stage(
 
             for segment in segments:
                 tasks = segment_tasks(text, segment.index, raw["partitions"])
-                _run_segment(segment, tasks, chain.score_columns, context, get_executor, progress)
-        counts = _assemble(chain, segments, text, raw, out, work)
-    return counts
+                reports.update(
+                    _run_segment(segment, tasks, specs, chain.score_columns, context, get_executor, progress)
+                )
+        return _assemble(chain, segments, text, raw, out, work, reports)
 
 
 def _progress() -> Progress:
@@ -112,15 +116,16 @@ def _write_raw_partitions(builder: Builder, text: Path, progress: Progress) -> d
 def _run_segment(
     segment: Segment,
     tasks: list[PartitionTask],
+    specs: list[str],
     score_columns: list[str],
     context: FilterContext,
     executor: Callable[[], Executor],
     progress: Progress,
-) -> None:
+) -> Reports:
     pending = [t for t in tasks if not t.done()]
     bar = progress.add_task(f"filters: {escape(segment.label)}", total=len(tasks), completed=len(tasks) - len(pending))
     if not pending:
-        return
+        return {}
 
     def on_done(_index: int, _counts: Counts) -> None:
         progress.advance(bar)
@@ -134,14 +139,21 @@ def _run_segment(
                 run_partition(chain, task, write=False)
             else:
                 on_done(task.index, run_partition(chain, task))
-    else:
-        executor().map(segment, pending, context, score_columns, on_done)
+        return filter_reports(segment.filters)
+    return executor().map(segment, pending, specs, context, score_columns, on_done)
 
 
 def _assemble(
-    chain: FilterChain, segments: list[Segment], text: Path, raw: dict[str, Any], out: Path, work: Path
+    chain: FilterChain,
+    segments: list[Segment],
+    text: Path,
+    raw: dict[str, Any],
+    out: Path,
+    work: Path,
+    reports: Reports,
 ) -> dict[str, Any]:
-    """Write OUT/captions and OUT/rejected from the segments' parts; sum counts in chain order."""
+    """Write OUT/captions and OUT/rejected from the segments' parts; sum counts in chain order.
+    `reports` (filter reports by description) cover the partitions this run filtered."""
     staging = {name: work / name for name in ("captions", "rejected")}
     for folder in staging.values():
         shutil.rmtree(folder, ignore_errors=True)
@@ -176,6 +188,7 @@ def _assemble(
         "source_rows": raw["source_rows"],
         "builder": raw["builder"],
         "filters": filter_counts,
+        "reports": {name: reports[name] for name in filter_counts if name in reports},
         "captions": sum(kept_by_source.values()),
         "rejected": sum(rejected_by_source.values()),
         "per_source": {s: {"captions": kept_by_source[s], "rejected": rejected_by_source[s]} for s in sources},

@@ -16,7 +16,7 @@ import capbuild.text_stage
 from capbuild.build import BuildRequest, run_build
 from capbuild.builders.coco import CocoBuilder
 from capbuild.executors import ExecutorOptions
-from capbuild.filters.base import FilterContext, chain_specs, make_filters
+from capbuild.filters.base import FilterContext, make_filters
 from capbuild.partitions import split_segments
 from tests.scale_helpers import logged_batches, write_varied_coco
 
@@ -76,13 +76,12 @@ def _tables(out):
 
 
 def test_segments_cut_at_stateful_filters():
-    specs = chain_specs(["len=2..", "dedup"])
-    segments = split_segments(specs, make_filters(specs, FilterContext()))
-    assert [(s.specs, s.stateful) for s in segments] == [
-        (("clean",), False),
-        (("unique_key",), True),
-        (("len=2..",), False),
-        (("dedup",), True),
+    segments = split_segments(make_filters(["len=2..", "propn=0.8", "dedup"], FilterContext(lang="fr")))
+    assert [(s.start, s.stop, s.label, s.stateful) for s in segments] == [
+        (0, 1, "clean", False),
+        (1, 2, "unique_key", True),
+        (2, 4, "len=2.., propn=0.8", False),
+        (4, 5, "dedup", True),
     ]
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import capbuild.text_stage
 from capbuild.builders.coco import CocoBuilder
-from capbuild.filters.base import FilterContext, chain_specs, make_filters
+from capbuild.filters.base import FilterContext, make_filters
 from capbuild.filters.chain import FilterChain
 from capbuild.text_stage import run_text_stage
 from tests.scale_helpers import logged_batches, write_varied_coco
@@ -29,7 +29,7 @@ def _tables(out: Path):
 def _text_stage(captions: Path, out: Path, specs: list[str]) -> dict:
     context = FilterContext()
     chain = FilterChain(make_filters(specs, context))
-    return run_text_stage(CocoBuilder(inputs=[captions]), chain, chain_specs(specs), context, out, out / ".work")
+    return run_text_stage(CocoBuilder(inputs=[captions]), chain, specs, context, out, out / ".work")
 
 
 def test_a_stateful_filter_resumed_mid_segment_remembers_the_finished_partitions(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from capbuild.filters.base import FilterContext
 from capbuild.filters.chain import FilterChain
-from capbuild.partitions import Counts, PartitionTask, Segment, run_partition
+from capbuild.partitions import Counts, PartitionTask, Reports, Segment, filter_reports, run_partition
 
 EXECUTORS = ("local", "ray")
 OnDone = Callable[[int, Counts], None]
@@ -38,11 +38,13 @@ class Executor(ABC):
         self,
         segment: Segment,
         tasks: list[PartitionTask],
+        specs: list[str],
         context: FilterContext,
         score_columns: list[str],
         on_done: OnDone,
-    ) -> None:
-        """Filter every task's partition with the segment; call on_done(index, counts) per partition."""
+    ) -> Reports:
+        """Filter every task's partition with the segment (`make_filters(specs, context)[start:stop]`);
+        call on_done(index, counts) per partition; return the segment's filter reports."""
 
     @abstractmethod
     def close(self) -> None:
@@ -56,13 +58,15 @@ class LocalExecutor(Executor):
         self,
         segment: Segment,
         tasks: list[PartitionTask],
+        specs: list[str],
         context: FilterContext,
         score_columns: list[str],
         on_done: OnDone,
-    ) -> None:
+    ) -> Reports:
         chain = FilterChain(list(segment.filters), score_columns)
         for task in tasks:
             on_done(task.index, run_partition(chain, task))
+        return filter_reports(segment.filters)
 
     def close(self) -> None:
         """Nothing to release: the filters belong to the build."""

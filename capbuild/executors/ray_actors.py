@@ -14,7 +14,7 @@ from typing import Any
 
 from capbuild.executors.base import Executor, OnDone
 from capbuild.filters.base import FilterContext
-from capbuild.partitions import PartitionTask, Segment, SegmentWorker
+from capbuild.partitions import PartitionTask, Reports, Segment, SegmentWorker, merge_reports
 
 # How often Ray may restart a dead actor, and retry the partition it was filtering.
 RESTARTS = 4
@@ -42,18 +42,19 @@ class RayExecutor(Executor):
         self,
         segment: Segment,
         tasks: list[PartitionTask],
+        specs: list[str],
         context: FilterContext,
         score_columns: list[str],
         on_done: OnDone,
-    ) -> None:
+    ) -> Reports:
         if not tasks:
-            return
+            return {}
         ray = self.ray
         gpus = int(ray.cluster_resources().get("GPU", 0)) if segment.uses_gpu else 0
         cpus = int(ray.cluster_resources().get("CPU", 0))
         # A GPU filter on a cluster without GPUs runs on CPU actors, as it would in process.
         size = max(1, min(self.workers or gpus or cpus, gpus or cpus, len(tasks)))
-        actors = [self._actor(segment, context, score_columns, gpu=gpus > 0) for _ in range(size)]
+        actors = [self._actor(segment, specs, context, score_columns, gpu=gpus > 0) for _ in range(size)]
         waiting = list(reversed(tasks))
         running: dict[Any, Any] = {}
         try:
@@ -73,18 +74,21 @@ class RayExecutor(Executor):
                 on_done(index, counts)
                 if waiting:
                     running[actor.process.remote(waiting.pop())] = actor
+            return merge_reports(ray.get([actor.reports.remote() for actor in actors]))
         finally:
             for actor in actors:
                 ray.kill(actor, no_restart=True)
 
-    def _actor(self, segment: Segment, context: FilterContext, score_columns: list[str], gpu: bool) -> Any:
+    def _actor(
+        self, segment: Segment, specs: list[str], context: FilterContext, score_columns: list[str], gpu: bool
+    ) -> Any:
         worker = self.ray.remote(SegmentWorker).options(
             num_cpus=0 if gpu else 1,
             num_gpus=1 if gpu else 0,
             max_restarts=RESTARTS,
             max_task_retries=RESTARTS,
         )
-        return worker.remote(segment.specs, segment.modules, context, score_columns)
+        return worker.remote(specs, context, (segment.start, segment.stop, segment.modules), score_columns)
 
     def close(self) -> None:
         if self.owned and self.ray.is_initialized():
