@@ -37,6 +37,8 @@ class Segment:
     start: int  # the segment is make_filters(...)[start:stop]
     stop: int
     filters: tuple[Filter, ...]
+    # The modules registering the whole chain's filters: a worker imports them before make_filters.
+    modules: tuple[str, ...]
 
     @property
     def stateful(self) -> bool:
@@ -45,11 +47,6 @@ class Segment:
     @property
     def uses_gpu(self) -> bool:
         return any(f.uses_gpu for f in self.filters)
-
-    @property
-    def modules(self) -> tuple[str, ...]:
-        """The modules that register the segment's filters (a worker imports them before make_filter)."""
-        return tuple(sorted({_importable_module(type(f)) for f in self.filters}))
 
     @property
     def label(self) -> str:
@@ -74,7 +71,8 @@ def split_segments(filters: list[Filter]) -> list[Segment]:
             groups.append([i])
         else:
             groups[-1].append(i)
-    return [Segment(n, g[0], g[-1] + 1, tuple(filters[g[0] : g[-1] + 1])) for n, g in enumerate(groups)]
+    modules = tuple(sorted({_importable_module(type(f)) for f in filters}))
+    return [Segment(n, g[0], g[-1] + 1, tuple(filters[g[0] : g[-1] + 1]), modules) for n, g in enumerate(groups)]
 
 
 @dataclass(frozen=True)

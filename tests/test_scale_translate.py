@@ -1,0 +1,99 @@
+"""Translation (the tiny CTranslate2 model) on Ray: the local table, even when a worker is killed."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+import capbuild.text_stage
+from capbuild.build import BuildRequest, run_build
+from capbuild.builders.coco import CocoBuilder
+from capbuild.executors import ExecutorOptions
+from tests.scale_helpers import logged_batches
+from tests.translate_models import build_marian, fixture_captions
+
+ray = pytest.importorskip("ray", reason="the scale extra (ray) is not installed: pip install 'capbuild[scale]'")
+pytest.importorskip("ctranslate2", reason="the translate extra is not installed")
+pytestmark = pytest.mark.slow
+
+IMAGES, BATCH_ROWS = 24, 4
+
+
+@pytest.fixture(scope="module")
+def marian_ct2(tmp_path_factory):
+    from capbuild.translate.convert import convert_model
+
+    out = tmp_path_factory.mktemp("marian") / "ct2"
+    convert_model(str(build_marian(tmp_path_factory.mktemp("marian-hf"))), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _captions(path):
+    captions = fixture_captions(IMAGES, seed=3)
+    captions[5] = captions[1]  # dedup drops it before translation
+    images = [{"id": i, "file_name": f"{i}.jpg", "coco_url": f"http://127.0.0.1:9/{i}.jpg"} for i in range(IMAGES)]
+    annotations = [{"id": i, "image_id": i, "caption": c} for i, c in enumerate(captions)]
+    path.write_text(json.dumps({"images": images, "annotations": annotations}))
+    return path
+
+
+def _build(tmp_path, name, model, executor, seconds=0.0):
+    log = tmp_path / name / "log"
+    cache = str(tmp_path / name / "cache")
+    options = {"translate": True, "mt_model": str(model), "target_lang": "it", "mt_cache": cache}
+    request = BuildRequest(
+        builder=CocoBuilder(lang="en", inputs=[_captions(tmp_path / "captions.json")]),
+        out=tmp_path / name / "out",
+        filters=["dedup", f"slow_test={seconds}:{log}"],
+        filter_options={**options, "mt_progress": False},
+        images=None,
+        executor=executor,
+    )
+    return request.out, run_build(request)["counts"]["text"]
+
+
+def _tables(out):
+    return [pq.read_table(out / name) for name in ("captions", "rejected") if (out / name).exists()]
+
+
+def test_translation_on_ray_survives_a_killed_worker(tmp_path, marian_ct2, local_ray, monkeypatch):
+    monkeypatch.setattr(capbuild.text_stage, "TEXT_BATCH_ROWS", BATCH_ROWS)
+    local, local_counts = _build(tmp_path, "local", marian_ct2, ExecutorOptions("local"))
+    result: dict = {}
+    thread = threading.Thread(
+        target=lambda: result.update(
+            counts=_build(tmp_path, "ray", marian_ct2, ExecutorOptions("ray", workers=2), seconds=0.5)[1]
+        )
+    )
+    thread.start()
+    log, done = tmp_path / "ray" / "log", tmp_path / "ray" / "out" / ".work" / "text" / "seg-03" / "counts"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and len(list(done.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    finished_before_kill = len(list(done.glob("*.json")))
+    workers = {pid for pid, _, _ in logged_batches(log)} - {os.getpid()}  # this segment's live actors
+    os.kill(min(workers), signal.SIGKILL)
+    thread.join(timeout=240)
+    assert "counts" in result, "the build did not finish after a translation worker was killed"
+    assert 2 <= finished_before_kill < -(-IMAGES // BATCH_ROWS), "the kill should land inside the translation step"
+
+    for got, want in zip(_tables(tmp_path / "ray" / "out"), _tables(local), strict=True):
+        assert got.equals(want)
+    kept = pq.read_table(tmp_path / "ray" / "out" / "captions")
+    assert len(set(kept["key"].to_pylist())) == len(kept) and set(kept["lang"].to_pylist()) == {"it"}
+    assert list(result["counts"]["filters"].values()) == list(local_counts["filters"].values())
+    translate = next(name for name in local_counts["reports"] if name.startswith("translate="))
+    assert local_counts["reports"][translate]["rows_translated"] == local_counts["filters"][translate]["in"] > 0
+    ray_batches = {pid for pid, _, _ in logged_batches(log)}
+    assert os.getpid() not in ray_batches and len(ray_batches) >= 2
