@@ -17,6 +17,7 @@ from capbuild.builders.base import Builder
 from capbuild.builders.coco import CocoBuilder
 from capbuild.builders.flickr8k import Flickr8kBuilder
 from capbuild.cards.commands import app as cards_app
+from capbuild.cli_params import REQUIRED, option
 from capbuild.filters.options import CLI_OPTIONS as POS_FILTER_OPTIONS
 from capbuild.images.stage import RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
@@ -32,38 +33,27 @@ console = Console(stderr=True)
 app.add_typer(cards_app)
 
 
-def _option(name: str, kind: Any, default: Any, *flags: str, help: str) -> inspect.Parameter:
-    return inspect.Parameter(
-        name,
-        inspect.Parameter.KEYWORD_ONLY,
-        default=default,
-        annotation=Annotated[kind, typer.Option(*flags, help=help)],
-    )
-
-
-REQUIRED = inspect.Parameter.empty
-
 # Options every build command takes.
 BUILD_OPTIONS = [
-    _option("out", Path, REQUIRED, "--out", "-o", help="Build folder (created; resumed when it holds this build)."),
-    _option("lang", str, "en", "--lang", help="Language of the captions (ISO 639-1, e.g. it, ar, id)."),
-    _option(
+    option("out", Path, REQUIRED, "--out", "-o", help="Build folder (created; resumed when it holds this build)."),
+    option("lang", str, "en", "--lang", help="Language of the captions (ISO 639-1, e.g. it, ar, id)."),
+    option(
         "filter",
         list[str] | None,
         None,
         "--filter",
         "-f",
-        help="Filter spec, repeatable, applied in order after 'clean': clean, len=3..60, dedup.",
+        help="Filter spec, repeatable, applied in order after clean: len=3..60, dedup, propn=0.8, lang=it:0.5, ...",
     ),
-    _option("image_size", int, 256, "--image-size", help="Side of the resized images, in pixels."),
-    _option("resize_mode", str, "border", "--resize-mode", help=f"img2dataset resize mode: {', '.join(RESIZE_MODES)}."),
-    _option("shard_size", int, 10_000, "--shard-size", help="Samples per WebDataset shard."),
-    _option("processes", int, 1, "--processes", help="img2dataset worker processes."),
-    _option("threads", int, 16, "--threads", help="Download threads per process."),
-    _option("timeout", int, 10, "--timeout", help="Seconds before an image download is abandoned."),
-    _option("retries", int, 0, "--retries", help="Extra download attempts for a failed image."),
-    _option("no_images", bool, False, "--no-images", help="Stop after the caption table (no shards)."),
-    _option("overwrite", bool, False, "--overwrite", help="Replace a different build already in --out."),
+    option("image_size", int, 256, "--image-size", help="Side of the resized images, in pixels."),
+    option("resize_mode", str, "border", "--resize-mode", help=f"img2dataset resize mode: {', '.join(RESIZE_MODES)}."),
+    option("shard_size", int, 10_000, "--shard-size", help="Samples per WebDataset shard."),
+    option("processes", int, 1, "--processes", help="img2dataset worker processes."),
+    option("threads", int, 16, "--threads", help="Download threads per process."),
+    option("timeout", int, 10, "--timeout", help="Seconds before an image download is abandoned."),
+    option("retries", int, 0, "--retries", help="Extra download attempts for a failed image."),
+    option("no_images", bool, False, "--no-images", help="Stop after the caption table (no shards)."),
+    option("overwrite", bool, False, "--overwrite", help="Replace a different build already in --out."),
 ]
 
 # Options passed to the filters (through FilterContext.options); filter modules add theirs here.
@@ -109,8 +99,8 @@ def _image_options(options: dict[str, Any]) -> ImageOptions:
     )
 
 
-INPUTS = _option("inputs", list[Path], REQUIRED, "--input", "-i", help="Input file or folder, repeatable.")
-IMAGES = _option("image_dirs", list[Path] | None, None, "--images", help="Folder holding the image files, repeatable.")
+INPUTS = option("inputs", list[Path], REQUIRED, "--input", "-i", help="Input file or folder, repeatable.")
+IMAGES = option("image_dirs", list[Path] | None, None, "--images", help="Folder holding the image files, repeatable.")
 
 build_command(
     "coco",
@@ -127,7 +117,7 @@ build_command(
     [
         INPUTS,
         IMAGES,
-        _option("captions", Path | None, None, "--captions", help="Translated token file, captions in --lang."),
+        option("captions", Path | None, None, "--captions", help="Translated token file, captions in --lang."),
     ],
     lambda lang, inputs, image_dirs, captions: Flickr8kBuilder(
         lang=lang, inputs=inputs, image_dirs=image_dirs or [], captions=captions
