@@ -18,6 +18,7 @@ from capbuild.builders.coco import CocoBuilder
 from capbuild.builders.flickr8k import Flickr8kBuilder
 from capbuild.images.stage import RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
+from capbuild.train.commands import register as register_train_commands
 
 app = typer.Typer(
     help="Build multilingual image-caption datasets (caption table, filters, WebDataset shards).",
@@ -223,6 +224,9 @@ class _errors:
             console.print(f"[bold red]error:[/] {error}")
             raise typer.Exit(2)
         return False
+
+
+register_train_commands(app)
 
 
 def main() -> None:

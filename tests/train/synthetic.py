@@ -22,7 +22,7 @@ COLOURS = {
     "giallo": ("yellow", (240, 220, 40)),
 }
 SHAPES = {"cerchio": "circle", "quadrato": "square", "triangolo": "triangle"}
-IMAGE_SIDE = 48
+IMAGE_SIDE = 32
 COMBINATIONS = [(s, c, b) for s, c, b in itertools.product(SHAPES, COLOURS, COLOURS) if c != b]
 
 
@@ -30,7 +30,7 @@ def draw(shape: str, colour: str, background: str, rng: random.Random) -> Image.
     """One image: the shape at a random place and size on a plain background."""
     image = Image.new("RGB", (IMAGE_SIDE, IMAGE_SIDE), COLOURS[background][1])
     pen = ImageDraw.Draw(image)
-    half = rng.randint(10, 16)
+    half = rng.randint(7, 11)
     cx, cy = rng.randint(half, IMAGE_SIDE - half), rng.randint(half, IMAGE_SIDE - half)
     box = (cx - half, cy - half, cx + half, cy + half)
     fill = COLOURS[colour][1]
@@ -126,6 +126,7 @@ def save_tiny_towers(root: Path, hidden: int = 64, layers: int = 2) -> tuple[Pat
     vit = ViTConfig(
         image_size=IMAGE_SIDE, patch_size=8, hidden_size=hidden, num_hidden_layers=layers,
         num_attention_heads=4, intermediate_size=hidden * 2, initializer_range=0.1,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )
     ViTModel(vit).save_pretrained(vision)
     ViTImageProcessor(size={"height": IMAGE_SIDE, "width": IMAGE_SIDE}).save_pretrained(vision)
@@ -133,6 +134,7 @@ def save_tiny_towers(root: Path, hidden: int = 64, layers: int = 2) -> tuple[Pat
     bert = BertConfig(
         vocab_size=200, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
         intermediate_size=hidden * 2, max_position_embeddings=64, initializer_range=0.1,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )
     BertModel(bert).save_pretrained(text)
     return vision, text
