@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -34,28 +35,52 @@ def _weights(text: str | None) -> list[float]:
 
 
 def train_command(
-    data: Annotated[list[str], typer.Option("--data", "-d", help="Shard pattern ('{00000..00099}.tar', glob or folder); repeatable.")],
+    data: Annotated[
+        list[str],
+        typer.Option("--data", "-d", help="Shard pattern ('{00000..00099}.tar', glob or folder); repeatable."),
+    ],
     vision: Annotated[str, typer.Option("--vision", help="Vision checkpoint (CLIP or ViT): local path or hub name.")],
     text: Annotated[str, typer.Option("--text", help="Text checkpoint (BERT/RoBERTa-like): local path or hub name.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: config, metrics.jsonl, checkpoint, final model.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder: config, metrics.jsonl, checkpoint, final model.")
+    ],
     steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps (or give --epochs).")] = None,
-    epochs: Annotated[float | None, typer.Option("--epochs", help="Passes over the data, counted from sizes.json.")] = None,
+    epochs: Annotated[
+        float | None, typer.Option("--epochs", help="Passes over the data, counted from sizes.json.")
+    ] = None,
     weights: Annotated[str | None, typer.Option("--weights", help="Sampling weight of each --data, e.g. 3,1.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per step on each GPU/process.")] = 64,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 5e-5,
-    weight_decay: Annotated[float, typer.Option("--weight-decay", help="Decoupled weight decay (not on biases/norms).")] = 0.1,
+    weight_decay: Annotated[
+        float, typer.Option("--weight-decay", help="Decoupled weight decay (not on biases/norms).")
+    ] = 0.1,
     warmup_steps: Annotated[int, typer.Option("--warmup-steps", help="Linear warm-up before the cosine decay.")] = 500,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="adamw, or adabelief (with adaptive gradient clipping).")] = "adamw",
-    agc_clip: Annotated[float, typer.Option("--agc-clip", help="Adaptive gradient clipping factor (adabelief only).")] = 0.01,
-    logit_scale: Annotated[float | None, typer.Option("--logit-scale", help="Fix the logit scale (e.g. 20); default learnable.")] = None,
+    optimizer: Annotated[
+        str, typer.Option("--optimizer", help="adamw, or adabelief (with adaptive gradient clipping).")
+    ] = "adamw",
+    agc_clip: Annotated[
+        float, typer.Option("--agc-clip", help="Adaptive gradient clipping factor (adabelief only).")
+    ] = 0.01,
+    logit_scale: Annotated[
+        float | None, typer.Option("--logit-scale", help="Fix the logit scale (e.g. 20); default learnable.")
+    ] = None,
     projection_dim: Annotated[int, typer.Option("--projection-dim", help="Size of the shared embedding.")] = 512,
     max_length: Annotated[int, typer.Option("--max-length", help="Caption tokens kept.")] = 77,
-    freeze_steps: Annotated[int, typer.Option("--freeze-steps", help="Steps training only projections and scale first.")] = 0,
-    lock_image: Annotated[bool, typer.Option("--lock-image", help="Never train the vision tower (locked-image tuning).")] = False,
-    distill_from: Annotated[str | None, typer.Option("--distill-from", help="English CLIP teacher: student(caption) regresses teacher(caption_orig).")] = None,
+    freeze_steps: Annotated[
+        int, typer.Option("--freeze-steps", help="Steps training only projections and scale first.")
+    ] = 0,
+    lock_image: Annotated[
+        bool, typer.Option("--lock-image", help="Never train the vision tower (locked-image tuning).")
+    ] = False,
+    distill_from: Annotated[
+        str | None,
+        typer.Option("--distill-from", help="English CLIP teacher: student(caption) regresses teacher(caption_orig)."),
+    ] = None,
     distill_weight: Annotated[float, typer.Option("--distill-weight", help="Weight of the distillation MSE.")] = 1.0,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="No image augmentation.")] = False,
-    no_resample: Annotated[bool, typer.Option("--no-resample", help="Epoch-wise shuffled shards instead of resampling.")] = False,
+    no_resample: Annotated[
+        bool, typer.Option("--no-resample", help="Epoch-wise shuffled shards instead of resampling.")
+    ] = False,
     shuffle_buffer: Annotated[int, typer.Option("--shuffle-buffer", help="Samples shuffled in each worker.")] = 1000,
     workers: Annotated[int, typer.Option("--workers", help="Loader worker processes per GPU.")] = 4,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
@@ -67,28 +92,67 @@ def train_command(
     """Train a CLIP-style dual encoder (VisionTextDualEncoderModel) on capbuild shards. Multi-GPU: torchrun."""
     with _errors():
         config = TrainConfig(
-            data=data, vision=vision, text=text, out=out, weights=_weights(weights), steps=steps, epochs=epochs,
-            batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer,
-            agc_clip=agc_clip, logit_scale=logit_scale, projection_dim=projection_dim, max_length=max_length,
-            freeze_steps=freeze_steps, lock_image=lock_image, distill_from=distill_from, distill_weight=distill_weight,
-            augment=not no_augment, resample=not no_resample, shuffle_buffer=shuffle_buffer, workers=workers,
-            seed=seed, precision=precision, save_every=save_every, log_every=log_every, resume=resume,
+            data=data,
+            vision=vision,
+            text=text,
+            out=out,
+            weights=_weights(weights),
+            steps=steps,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            warmup_steps=warmup_steps,
+            optimizer=optimizer,
+            agc_clip=agc_clip,
+            logit_scale=logit_scale,
+            projection_dim=projection_dim,
+            max_length=max_length,
+            freeze_steps=freeze_steps,
+            lock_image=lock_image,
+            distill_from=distill_from,
+            distill_weight=distill_weight,
+            augment=not no_augment,
+            resample=not no_resample,
+            shuffle_buffer=shuffle_buffer,
+            workers=workers,
+            seed=seed,
+            precision=precision,
+            save_every=save_every,
+            log_every=log_every,
+            resume=resume,
         )
         require_train_extra()
         from capbuild.train.trainer import train
 
         last = train(config)
-        console.print(f"[bold green]done[/]: step {last.get('step')}, loss {last.get('loss', float('nan')):.4f}; model in {out}")
+        if os.environ.get("RANK", "0") != "0":
+            return  # under torchrun, rank 0 reports
+        console.print(
+            f"[bold green]done[/]: step {last.get('step')}, loss {last.get('loss', float('nan')):.4f}; model in {out}"
+        )
         console.print(f"evaluate: capbuild eval --model {out} --data SHARDS")
 
 
 def eval_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="Run folder (or any saved VisionTextDualEncoderModel).")],
-    data: Annotated[list[str] | None, typer.Option("--data", "-d", help="Shards for retrieval (and labelled zero-shot); repeatable.")] = None,
-    classes: Annotated[Path | None, typer.Option("--classes", help="Class names, one a line, in the target language.")] = None,
-    templates: Annotated[Path | None, typer.Option("--templates", help="Prompt templates, one a line, '{}' for the class.")] = None,
-    images: Annotated[Path | None, typer.Option("--images", help="ImageNet-style folder: one sub-folder per class, sorted as --classes.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Where eval.json goes (default: MODEL/eval.json).")] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option("--data", "-d", help="Shards for retrieval (and labelled zero-shot); repeatable."),
+    ] = None,
+    classes: Annotated[
+        Path | None, typer.Option("--classes", help="Class names, one a line, in the target language.")
+    ] = None,
+    templates: Annotated[
+        Path | None, typer.Option("--templates", help="Prompt templates, one a line, '{}' for the class.")
+    ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option("--images", help="ImageNet-style folder: one sub-folder per class, sorted as --classes."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Where eval.json goes (default: MODEL/eval.json).")
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images or captions embedded at once.")] = 128,
     workers: Annotated[int, typer.Option("--workers", help="Loader worker processes.")] = 2,
 ) -> None:
@@ -98,8 +162,13 @@ def eval_command(
         from capbuild.train.evaluate import EvalRequest, evaluate, print_tables, write_result
 
         request = EvalRequest(
-            model=model, data=data or [], classes=classes, templates=templates, images=images,
-            batch_size=batch_size, workers=workers,
+            model=model,
+            data=data or [],
+            classes=classes,
+            templates=templates,
+            images=images,
+            batch_size=batch_size,
+            workers=workers,
         )
         result = evaluate(request)
         print_tables(result, Console())

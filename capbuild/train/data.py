@@ -41,7 +41,9 @@ def expand_shards(pattern: str) -> list[str]:
     missing = [u for u in urls if "://" not in u and not Path(u).is_file()]
     if not urls or missing:
         shown = ", ".join(missing[:3]) or pattern
-        raise FileNotFoundError(f"no shard found for --data {pattern!r} ({shown}); check the path and the {{a..b}} range")
+        raise FileNotFoundError(
+            f"no shard found for --data {pattern!r} ({shown}); check the path and the {{a..b}} range"
+        )
     return urls
 
 
@@ -168,7 +170,12 @@ def source_pipeline(urls: list[str], *, resample: bool, seed: int, shuffle_buffe
     if resample:
         shards = [wds.ResampledShards(urls, seed=seed, deterministic=True)]
     else:
-        shards = [wds.SimpleShardList(urls), wds.detshuffle(len(urls), seed=seed), wds.split_by_node, wds.split_by_worker]
+        shards = [
+            wds.SimpleShardList(urls),
+            wds.detshuffle(len(urls), seed=seed),
+            wds.split_by_node,
+            wds.split_by_worker,
+        ]
     pipeline = wds.DataPipeline(*shards, *_sample_stages(shuffle_buffer, example))
     return pipeline if resample else pipeline.repeat()
 
@@ -212,7 +219,13 @@ def train_loader(
         workers = min(workers, fewest)
     example = TrainExample(transform)
     pipelines = [
-        source_pipeline(urls, resample=options.resample, seed=options.seed + i, shuffle_buffer=options.shuffle_buffer, example=example)
+        source_pipeline(
+            urls,
+            resample=options.resample,
+            seed=options.seed + i,
+            shuffle_buffer=options.shuffle_buffer,
+            example=example,
+        )
         for i, urls in enumerate(sources)
     ]
     mixed = pipelines[0] if len(pipelines) == 1 else wds.RandomMix(pipelines, probs=list(options.weights) or None)
@@ -222,7 +235,11 @@ def train_loader(
         yield from batches
         return
     loader = wds.WebLoader(
-        batches, batch_size=None, num_workers=workers, worker_init_fn=_WorkerSeed(options.seed, rank), persistent_workers=True
+        batches,
+        batch_size=None,
+        num_workers=workers,
+        worker_init_fn=_WorkerSeed(options.seed, rank),
+        persistent_workers=True,
     )
     yield from loader
 
@@ -237,7 +254,12 @@ class EvalExample:
         _, captions, _ = sample_texts(sample)
         meta = sample.get("json") or {}
         label = meta.get("label", sample.get("cls"))
-        return {"pixel_values": self.transform(_image(sample)), "captions": captions, "label": label, "key": sample["__key__"]}
+        return {
+            "pixel_values": self.transform(_image(sample)),
+            "captions": captions,
+            "label": label,
+            "key": sample["__key__"],
+        }
 
 
 def eval_collate(examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -249,7 +271,9 @@ def eval_collate(examples: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def eval_batches(urls: list[str], transform: Callable[[Any], torch.Tensor], batch_size: int, workers: int) -> Iterator[dict[str, Any]]:
+def eval_batches(
+    urls: list[str], transform: Callable[[Any], torch.Tensor], batch_size: int, workers: int
+) -> Iterator[dict[str, Any]]:
     """One pass over the shards, every sample once (order across workers may vary)."""
     pipeline = wds.DataPipeline(
         wds.SimpleShardList(urls),

@@ -63,8 +63,11 @@ class Encoder:
         parts = []
         for start in range(0, len(texts), self.batch_size):
             tokens = self.processor.tokenizer(
-                texts[start : start + self.batch_size], padding=True, truncation=True,
-                max_length=self.max_length, return_tensors="pt",
+                texts[start : start + self.batch_size],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
             ).to(self.device)
             parts.append(F.normalize(text_embeddings(self.model, tokens), dim=-1).float().cpu())
         return torch.cat(parts)
@@ -100,7 +103,11 @@ def read_lines(path: Path) -> list[str]:
 
 def class_embeddings(encoder: Encoder, classes: list[str], templates: list[str]) -> torch.Tensor:
     """One embedding per class: the normalised mean of its prompts' embeddings (CLIP's prompt ensemble)."""
-    prompts = [template.replace("{}", name) if "{}" in template else f"{template} {name}" for name in classes for template in templates]
+    prompts = [
+        template.replace("{}", name) if "{}" in template else f"{template} {name}"
+        for name in classes
+        for template in templates
+    ]
     embeddings = encoder.texts(prompts).view(len(classes), len(templates), -1).mean(dim=1)
     return F.normalize(embeddings, dim=-1)
 
@@ -124,23 +131,34 @@ def zero_shot(encoder: Encoder, request: EvalRequest, shards: ShardEmbeddings | 
     if request.images is not None:
         images, labels, folders = folder_embeddings(encoder, request.images, request.workers)
         if len(folders) != len(classes):
-            raise ValueError(f"{request.images} has {len(folders)} class folders but {request.classes} names {len(classes)}")
+            raise ValueError(
+                f"{request.images} has {len(folders)} class folders but {request.classes} names {len(classes)}"
+            )
     elif shards is not None:
         if any(label is None for label in shards.labels):
-            raise ValueError("zero-shot on shards needs a 'label' in every KEY.json (or KEY.cls); or give --images FOLDER")
+            raise ValueError(
+                "zero-shot on shards needs a 'label' in every KEY.json (or KEY.cls); or give --images FOLDER"
+            )
         images, labels = shards.images, np.asarray([int(label) for label in shards.labels])
     else:
         raise ValueError("zero-shot needs --images FOLDER or labelled --data shards")
     if labels.max() >= len(classes):
         raise ValueError(f"label {labels.max()} but only {len(classes)} classes in {request.classes}")
     scores = (images @ class_embeddings(encoder, classes, templates).T).numpy()
-    return {"classes": len(classes), "templates": len(templates), "images": len(labels), **topk_accuracy(scores, labels)}
+    return {
+        "classes": len(classes),
+        "templates": len(templates),
+        "images": len(labels),
+        **topk_accuracy(scores, labels),
+    }
 
 
 def evaluate(request: EvalRequest) -> dict[str, Any]:
     """Every evaluation the request names; the result is what eval.json holds."""
     if not request.data and request.images is None:
-        raise ValueError("nothing to evaluate: give --data shards (retrieval) and/or --images with --classes (zero-shot)")
+        raise ValueError(
+            "nothing to evaluate: give --data shards (retrieval) and/or --images with --classes (zero-shot)"
+        )
     encoder = Encoder(request.model, request.batch_size, request.max_length)
     result: dict[str, Any] = {"model": str(request.model)}
     shards = None
@@ -178,7 +196,9 @@ def print_tables(result: dict[str, Any], console: Console) -> None:
     if "zero_shot" in result:
         info = result["zero_shot"]
         tops = [k for k in info if k.startswith("top")]
-        table = Table(title=f"Zero-shot ({info['images']} images, {info['classes']} classes, {info['templates']} templates)")
+        table = Table(
+            title=f"Zero-shot ({info['images']} images, {info['classes']} classes, {info['templates']} templates)"
+        )
         for name in tops:
             table.add_column(name, justify="right")
         table.add_row(*(f"{info[k]:.3f}" for k in tops))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
@@ -12,7 +14,10 @@ def _gather(embeddings: torch.Tensor) -> tuple[torch.Tensor, int]:
     """All ranks' embeddings (gradients flow back to each rank's own) and this rank's row offset."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return embeddings, 0
-    gathered = torch.cat(dist_nn.all_gather(embeddings), dim=0)
+    with warnings.catch_warnings():
+        # deprecated in torch 2.14 for a private API; still the public differentiable all_gather
+        warnings.simplefilter("ignore", FutureWarning)
+        gathered = torch.cat(dist_nn.all_gather(embeddings), dim=0)
     return gathered, dist.get_rank() * embeddings.shape[0]
 
 

@@ -37,7 +37,9 @@ def build_model(
     hf_logging.set_verbosity_error()  # the "projections are newly initialised" warning is the point here
     model = VisionTextDualEncoderModel.from_vision_text_pretrained(vision, text, projection_dim=projection_dim)
     image_processor = AutoImageProcessor.from_pretrained(vision)
-    processor = VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=AutoTokenizer.from_pretrained(text))
+    processor = VisionTextDualEncoderProcessor(
+        image_processor=image_processor, tokenizer=AutoTokenizer.from_pretrained(text)
+    )
     if logit_scale is not None:
         model.logit_scale.data.fill_(math.log(logit_scale))
     return model, processor
@@ -76,7 +78,10 @@ class ContrastiveModel(nn.Module):
         self.model = model
 
     def forward(
-        self, pixel_values: torch.Tensor, text: dict[str, torch.Tensor], distill_text: dict[str, torch.Tensor] | None = None
+        self,
+        pixel_values: torch.Tensor,
+        text: dict[str, torch.Tensor],
+        distill_text: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         images = F.normalize(image_embeddings(self.model, pixel_values), dim=-1)
         texts = F.normalize(text_embeddings(self.model, text), dim=-1)

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ RESUMABLE_CHANGES = {"resume", "workers", "save_every", "log_every", "steps", "e
 class Distributed:
     rank: int = 0
     world: int = 1
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def main(self) -> bool:
@@ -113,7 +113,12 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 def _save_checkpoint(path: Path, step: int, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> None:
     tmp = path.with_suffix(".tmp")
-    state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+    state = {
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+    }
     torch.save(state, tmp)
     tmp.replace(path)
 

@@ -45,9 +45,19 @@ def quick_config(out: Path, towers: tuple[Path, Path], shards: Path, **options):
     from capbuild.train.config import TrainConfig
 
     settings = {
-        "data": [str(shards)], "vision": str(towers[0]), "text": str(towers[1]), "out": out, "steps": 4,
-        "batch_size": 16, "lr": 5e-4, "warmup_steps": 2, "projection_dim": 32, "workers": 0, "log_every": 1,
-        "augment": False, "shuffle_buffer": 50,
+        "data": [str(shards)],
+        "vision": str(towers[0]),
+        "text": str(towers[1]),
+        "out": out,
+        "steps": 4,
+        "batch_size": 16,
+        "lr": 5e-4,
+        "warmup_steps": 2,
+        "projection_dim": 32,
+        "workers": 0,
+        "log_every": 1,
+        "augment": False,
+        "shuffle_buffer": 50,
     }
     settings.update(options)
     return TrainConfig(**settings)

@@ -55,7 +55,9 @@ def captions_for(shape: str, colour: str, background: str) -> tuple[list[str], s
     return captions, english
 
 
-def write_shards(folder: Path, count: int, *, seed: int, per_shard: int = 64, start: int = 0, label: bool = False) -> list[str]:
+def write_shards(
+    folder: Path, count: int, *, seed: int, per_shard: int = 64, start: int = 0, label: bool = False
+) -> list[str]:
     """Write `count` samples as KEY.jpg / KEY.txt / KEY.json shards (plus sizes.json); returns the tar paths."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -124,17 +126,29 @@ def save_tiny_towers(root: Path, hidden: int = 64, layers: int = 2) -> tuple[Pat
 
     vision, text = root / "vit", root / "bert"
     vit = ViTConfig(
-        image_size=IMAGE_SIDE, patch_size=8, hidden_size=hidden, num_hidden_layers=layers,
-        num_attention_heads=4, intermediate_size=hidden * 2, initializer_range=0.1,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        image_size=IMAGE_SIDE,
+        patch_size=8,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=hidden * 2,
+        initializer_range=0.1,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     ViTModel(vit).save_pretrained(vision)
     ViTImageProcessor(size={"height": IMAGE_SIDE, "width": IMAGE_SIDE}).save_pretrained(vision)
     save_tokenizer(text)
     bert = BertConfig(
-        vocab_size=200, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
-        intermediate_size=hidden * 2, max_position_embeddings=64, initializer_range=0.1,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=200,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=64,
+        initializer_range=0.1,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     BertModel(bert).save_pretrained(text)
     return vision, text

@@ -43,7 +43,12 @@ def test_fixed_logit_scale(towers):
 
 def _batch(processor, count: int = 4):
     torch.manual_seed(0)
-    texts = ["un cerchio rosso su sfondo blu", "un quadrato verde su sfondo giallo", "un triangolo blu", "un cerchio giallo"]
+    texts = [
+        "un cerchio rosso su sfondo blu",
+        "un quadrato verde su sfondo giallo",
+        "un triangolo blu",
+        "un cerchio giallo",
+    ]
     tokens = processor.tokenizer(texts[:count], padding=True, return_tensors="pt")
     return torch.randn(count, 3, 32, 32), {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]}
 
@@ -56,7 +61,9 @@ def test_distillation_moves_only_the_student_text_tower_and_projection(towers):
     _, _, distill = ContrastiveModel(student)(pixels, tokens, distill_text=tokens)
     target = text_embeddings(teacher, tokens)
     distillation_loss(distill, target, torch.tensor([True, True, False, True])).backward()
-    moved = {name.split(".")[0] for name, p in student.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    moved = {
+        name.split(".")[0] for name, p in student.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0
+    }
     assert moved == {"text_model", "text_projection"}
     assert all(p.grad is None for p in teacher.parameters())
 

@@ -52,11 +52,17 @@ def test_saved_run_reloads_with_from_pretrained_and_gives_the_same_embeddings(tr
     trained.load_state_dict(torch.load(trained_run / CHECKPOINT_NAME, weights_only=True)["model"])
     trained.eval()
     images = [Image.new("RGB", (32, 32), colour) for colour in ((220, 30, 30), (30, 60, 220))]
-    inputs = processor(text=["un cerchio rosso su sfondo blu", "un quadrato verde"], images=images, return_tensors="pt", padding=True)
+    inputs = processor(
+        text=["un cerchio rosso su sfondo blu", "un quadrato verde"], images=images, return_tensors="pt", padding=True
+    )
     with torch.no_grad():
         for model_a, model_b in ((reloaded, trained),):
-            text_a = _features(model_a.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]))
-            text_b = _features(model_b.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]))
+            text_a = _features(
+                model_a.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+            )
+            text_b = _features(
+                model_b.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+            )
             image_a = _features(model_a.get_image_features(pixel_values=inputs["pixel_values"]))
             image_b = _features(model_b.get_image_features(pixel_values=inputs["pixel_values"]))
     assert torch.allclose(text_a, text_b, atol=1e-6)
@@ -108,7 +114,9 @@ def test_distillation_from_a_teacher_logs_its_term_and_leaves_the_teacher(tmp_pa
     run = tmp_path / "distilled"
     train(quick_config(run, towers, train_shards, distill_from=str(teacher_dir), lock_image=True), show_progress=False)
     metrics = _metrics(run)
-    assert all(m["distill"] > 0 and m["loss"] == pytest.approx(m["contrastive"] + m["distill"], rel=1e-5) for m in metrics)
+    assert all(
+        m["distill"] > 0 and m["loss"] == pytest.approx(m["contrastive"] + m["distill"], rel=1e-5) for m in metrics
+    )
     assert _changed(run, towers) == {"text_model", "visual_projection", "text_projection", "logit_scale"}
     assert _digest(teacher_dir) == before
     with pytest.raises(ValueError, match="--projection-dim 32"):
@@ -144,8 +152,27 @@ def test_epochs_count_samples_from_sizes_json(tmp_path: Path, towers, train_shar
 def test_train_and_eval_commands(tmp_path: Path, towers, train_shards, val_shards):
     runner = CliRunner()
     run = tmp_path / "cli-run"
-    args = ["train", "--data", str(train_shards / "{00000..00007}.tar"), "--vision", str(towers[0]), "--text", str(towers[1]),
-            "--out", str(run), "--steps", "3", "--batch-size", "8", "--projection-dim", "32", "--workers", "1", "--warmup-steps", "1"]
+    args = [
+        "train",
+        "--data",
+        str(train_shards / "{00000..00007}.tar"),
+        "--vision",
+        str(towers[0]),
+        "--text",
+        str(towers[1]),
+        "--out",
+        str(run),
+        "--steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--projection-dim",
+        "32",
+        "--workers",
+        "1",
+        "--warmup-steps",
+        "1",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (run / "model.safetensors").is_file() and len(_metrics(run)) == 1
@@ -156,8 +183,22 @@ def test_train_and_eval_commands(tmp_path: Path, towers, train_shards, val_shard
     classes.write_text("cerchio\nquadrato\ntriangolo\n")
     templates = tmp_path / "templates.txt"
     templates.write_text("un {} colorato\nuna foto di un {}\n")
-    result = runner.invoke(app, ["eval", "--model", str(run), "--data", str(val_shards), "--classes", str(classes),
-                                 "--templates", str(templates), "--workers", "0"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(run),
+            "--data",
+            str(val_shards),
+            "--classes",
+            str(classes),
+            "--templates",
+            str(templates),
+            "--workers",
+            "0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "MRR@1" in result.output and "top1" in result.output
     saved = json.loads((run / "eval.json").read_text())
@@ -165,9 +206,9 @@ def test_train_and_eval_commands(tmp_path: Path, towers, train_shards, val_shard
     assert saved["zero_shot"]["classes"] == 3 and "top5" not in saved["zero_shot"]  # k past the classes is left out
 
     folder = tmp_path / "imagenet-style"
-    from synthetic import draw
-
     import random
+
+    from synthetic import draw
 
     rng = random.Random(0)
     for index, shape in enumerate(("cerchio", "quadrato", "triangolo")):
@@ -175,8 +216,22 @@ def test_train_and_eval_commands(tmp_path: Path, towers, train_shards, val_shard
         for colour in ("rosso", "blu"):
             draw(shape, colour, "giallo", rng).save(folder / f"n{index:03d}" / f"{colour}.jpg")
     out = tmp_path / "zero-shot.json"
-    result = runner.invoke(app, ["eval", "--model", str(run), "--images", str(folder), "--classes", str(classes),
-                                 "--out", str(out), "--workers", "0"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(run),
+            "--images",
+            str(folder),
+            "--classes",
+            str(classes),
+            "--out",
+            str(out),
+            "--workers",
+            "0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["zero_shot"]["images"] == 6
 
