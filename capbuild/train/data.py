@@ -168,7 +168,7 @@ def source_pipeline(urls: list[str], *, resample: bool, seed: int, shuffle_buffe
     by worker, and the stream repeats epoch after epoch.
     """
     if resample:
-        shards = [wds.ResampledShards(urls, seed=seed, deterministic=True)]
+        shards = [wds.ResampledShards(urls, worker_seed=_ShardSeed(seed), deterministic=True)]
     else:
         shards = [
             wds.SimpleShardList(urls),
@@ -178,6 +178,27 @@ def source_pipeline(urls: list[str], *, resample: bool, seed: int, shuffle_buffe
         ]
     pipeline = wds.DataPipeline(*shards, *_sample_stages(shuffle_buffer, example))
     return pipeline if resample else pipeline.repeat()
+
+
+class _Iterate:
+    """A pipeline as the first stage of another (webdataset < 0.2.96 cannot nest DataPipelines directly)."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+    def __call__(self) -> Iterator[Any]:
+        return iter(self.source)
+
+
+class _ShardSeed:
+    """Shard-draw seed of a worker: the run's seed and webdataset's rank/worker seed (the `seed`
+    argument of ResampledShards only exists from webdataset 0.2.96 on)."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def __call__(self) -> int:
+        return self.seed * 1_000_003 + wds.utils.pytorch_worker_seed()
 
 
 class _WorkerSeed:
@@ -229,7 +250,7 @@ def train_loader(
         for i, urls in enumerate(sources)
     ]
     mixed = pipelines[0] if len(pipelines) == 1 else wds.RandomMix(pipelines, probs=list(options.weights) or None)
-    batches = wds.DataPipeline(mixed, wds.batched(options.batch_size, collation_fn=collate, partial=False))
+    batches = wds.DataPipeline(_Iterate(mixed), wds.batched(options.batch_size, collation_fn=collate, partial=False))
     if workers == 0:
         _WorkerSeed(options.seed, rank)(0)
         yield from batches
