@@ -152,3 +152,25 @@ def save_tiny_towers(root: Path, hidden: int = 64, layers: int = 2) -> tuple[Pat
     )
     BertModel(bert).save_pretrained(text)
     return vision, text
+
+
+def save_tiny_clip(folder: Path, projection_dim: int = 32) -> Path:
+    """A random-weight CLIPModel (vision + text + projections) with a WordPiece tokenizer: stands in
+    for an English CLIP as a vision checkpoint and as a distillation teacher."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    save_tokenizer(folder)
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": 200, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "max_position_embeddings": 64, "eos_token_id": 3,  # [SEP] closes a caption
+        },
+        vision_config={
+            "image_size": IMAGE_SIDE, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
+            "num_hidden_layers": 1, "num_attention_heads": 2,
+        },
+        projection_dim=projection_dim,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": IMAGE_SIDE}, crop_size=IMAGE_SIDE).save_pretrained(folder)
+    return folder

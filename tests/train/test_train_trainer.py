@@ -245,3 +245,16 @@ def test_a_missing_train_extra_names_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "timm" else real(name, *a))
     with pytest.raises(RuntimeError, match=r"pip install 'capbuild\[train\]'"):
         require_train_extra()
+
+
+def test_clip_checkpoint_as_vision_tower_and_as_distillation_teacher(tmp_path: Path, towers, train_shards):
+    from synthetic import save_tiny_clip
+    from transformers import CLIPVisionModel, VisionTextDualEncoderModel
+
+    clip = save_tiny_clip(tmp_path / "clip")
+    run = tmp_path / "from-clip"
+    config = quick_config(run, towers, train_shards, vision=str(clip), distill_from=str(clip), steps=2)
+    train(config, show_progress=False)
+    model = VisionTextDualEncoderModel.from_pretrained(run)
+    assert isinstance(model.vision_model, CLIPVisionModel)
+    assert all(m["distill"] > 0 for m in _metrics(run))
