@@ -102,7 +102,8 @@ def sample_texts(sample: dict[str, Any]) -> tuple[str, list[str], str | None]:
     caption = sample.get("txt") or meta.get("caption") or ""
     captions = [c for c in meta.get("captions") or [] if isinstance(c, str) and c.strip()] or [caption]
     orig = meta.get("caption_orig")
-    translated = meta.get("lang_orig") not in (None, meta.get("lang")) or orig not in (None, caption)
+    lang, lang_orig = meta.get("lang"), meta.get("lang_orig")
+    translated = lang != lang_orig if lang and lang_orig else orig not in (None, caption)
     return caption, captions, (orig if orig and translated else None)
 
 

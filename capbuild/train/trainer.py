@@ -6,7 +6,6 @@ RUN_DIR gets train_config.json, metrics.jsonl (one line per logged step), checkp
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -123,6 +122,20 @@ def _save_checkpoint(path: Path, step: int, model: torch.nn.Module, optimizer: A
     tmp.replace(path)
 
 
+def _losses(
+    wrapped: torch.nn.Module, model: Any, teacher: torch.nn.Module | None, batch: dict[str, Any], distill_weight: float
+) -> dict[str, torch.Tensor]:
+    """The step's loss: InfoNCE, plus the weighted distillation term when there is a teacher."""
+    images, texts, student = wrapped(batch["pixel_values"], batch["text"], batch.get("distill_text"))
+    losses = {"contrastive": contrastive_loss(images, texts, model.logit_scale)}
+    if teacher is not None:
+        with torch.no_grad():
+            target = text_embeddings(teacher, batch["teacher_text"])
+        losses["distill"] = distillation_loss(student, target, batch["distill_mask"])
+    losses["loss"] = losses["contrastive"] + distill_weight * losses.get("distill", 0.0)
+    return losses
+
+
 def _progress(enabled: bool) -> Progress:
     return Progress(
         TextColumn("[bold]train"),
@@ -138,6 +151,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, Any]:
     """Run (or resume) training; returns the last logged metrics. The model is saved in config.out."""
     env = init_distributed()
     _check_run_folder(config)
+    if env.world > 1:
+        dist.barrier()  # every rank has checked the folder before rank 0 writes into it
     torch.manual_seed(config.seed)
     model, processor = build_model(config.vision, config.text, config.projection_dim, config.logit_scale)
     teacher, teacher_tokenizer = (None, None) if config.distill_from is None else load_teacher(config.distill_from)
@@ -171,36 +186,26 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, Any]:
         weights=tuple(config.weights),
     )
     batches = train_loader(sources, image_transform(geometry, config.augment), collate, options)
-    use_bf16 = config.precision == "bf16" and env.device.type == "cuda"
+    autocast = config.precision == "bf16" and env.device.type == "cuda"
     learn_scale = config.logit_scale is None
-    wrapped: torch.nn.Module | None = None
+    wrapped: torch.nn.Module = ContrastiveModel(model)
     stage = None
     last: dict[str, Any] = {}
     metrics_file = (config.out / METRICS_NAME).open("a") if env.main else None
-    started, seen = time.perf_counter(), 0
+    window_start, window_samples = time.perf_counter(), 0
     with _progress(show_progress and env.main) as progress:
         task = progress.add_task("train", total=steps, completed=start, rate=0.0, loss=float("nan"))
         for step in range(start, steps):
             backbones = step >= config.freeze_steps
             if stage != backbones:  # (re)wrap when the trainable set changes: DDP registers it once
                 set_trainable(model, backbones=backbones, lock_image=config.lock_image, learn_scale=learn_scale)
-                core = ContrastiveModel(model)
-                wrapped = DistributedDataParallel(core) if env.world > 1 else core
+                wrapped = DistributedDataParallel(ContrastiveModel(model)) if env.world > 1 else ContrastiveModel(model)
                 stage = backbones
             batch = _to_device(next(batches), env.device)
-            autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
-            with autocast:
-                images, texts, student = wrapped(batch["pixel_values"], batch["text"], batch.get("distill_text"))
-                loss_clip = contrastive_loss(images, texts, model.logit_scale)
-                loss = loss_clip
-                loss_distill = None
-                if teacher is not None:
-                    with torch.no_grad():
-                        target = text_embeddings(teacher, batch["teacher_text"])
-                    loss_distill = distillation_loss(student, target, batch["distill_mask"])
-                    loss = loss + config.distill_weight * loss_distill
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+                losses = _losses(wrapped, model, teacher, batch, config.distill_weight)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            losses["loss"].backward()
             if config.optimizer == "adabelief":
                 adaptive_clip_grad([p for p in model.parameters() if p.grad is not None], clip_factor=config.agc_clip)
             optimizer.step()
@@ -208,27 +213,22 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, Any]:
             if learn_scale:
                 with torch.no_grad():
                     model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-            seen += batch["pixel_values"].shape[0] * env.world
             done = step + 1
-            rate = seen / (time.perf_counter() - started)
-            progress.update(task, completed=done, rate=rate, loss=loss.item())
-            if done % config.log_every == 0 or done == steps:
-                last = {
-                    "step": done,
-                    "loss": loss.item(),
-                    "contrastive": loss_clip.item(),
-                    "lr": scheduler.get_last_lr()[0],
-                    "logit_scale": model.logit_scale.exp().item(),
-                    "samples_per_s": rate,
-                    "stage": "all" if backbones else "projections",
-                }
-                if loss_distill is not None:
-                    last["distill"] = loss_distill.item()
+            window_samples += batch["pixel_values"].shape[0] * env.world
+            if done % config.log_every == 0 or done == steps:  # .item() waits for the GPU: only when logging
+                rate = window_samples / (time.perf_counter() - window_start)
+                last = {"step": done, **{k: v.item() for k, v in losses.items()}, "lr": scheduler.get_last_lr()[0]}
+                last.update(logit_scale=model.logit_scale.exp().item(), samples_per_s=rate)
+                last["stage"] = "all" if backbones else "projections"
+                progress.update(task, rate=rate, loss=last["loss"])
                 if metrics_file:
                     metrics_file.write(json.dumps(last) + "\n")
                     metrics_file.flush()
+                window_start, window_samples = time.perf_counter(), 0
+            progress.update(task, completed=done)
             if env.main and (done % config.save_every == 0 or done == steps):
                 _save_checkpoint(config.out / CHECKPOINT_NAME, done, model, optimizer, scheduler)
+    batches.close()  # stops the loader workers
     if metrics_file:
         metrics_file.close()
     if env.main:

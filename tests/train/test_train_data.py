@@ -96,6 +96,8 @@ def test_sample_texts_keep_every_caption_and_the_original_only_when_translated()
         "json": {"captions": ["un gatto"], "caption_orig": "un gatto", "lang": "it", "lang_orig": "it"},
     }
     assert sample_texts(native) == ("un gatto", ["un gatto"], None)
+    cleaned = {"txt": "Roma", "json": {"captions": ["Roma"], "caption_orig": "Roma ", "lang": "it", "lang_orig": "it"}}
+    assert sample_texts(cleaned)[2] is None  # same language: a cleaned caption is not a translation
     bare = {"txt": "una casa"}
     assert sample_texts(bare) == ("una casa", ["una casa"], None)
 
