@@ -31,7 +31,7 @@ def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, ks: tuple[int, ...
     Recall@k: share of queries with a relevant candidate in the top k. mAP: mean average precision over
     all relevant candidates (with one relevant candidate per query it equals the unbounded MRR).
     """
-    scores = np.asarray(scores, dtype=np.float64)
+    scores = np.asarray(scores)  # float32 from the model stays float32: captions x images can be large
     relevant = np.asarray(relevant, dtype=bool)
     if scores.shape != relevant.shape or scores.ndim != 2:
         raise ValueError(f"scores {scores.shape} and relevant {relevant.shape} must be the same 2-D shape")

@@ -27,6 +27,15 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps the learnt temperature at 100
 
 
+def checkpoint(name: str | Path, what: str) -> str:
+    """A model reference as transformers takes it; a path that is not a folder fails clearly here
+    rather than as a malformed hub id."""
+    text = str(name)
+    if (Path(text).is_absolute() or text.startswith((".", "~"))) and not Path(text).expanduser().is_dir():
+        raise FileNotFoundError(f"{what} {text} is not a folder: give one saved with save_pretrained, or a hub name")
+    return str(Path(text).expanduser()) if text.startswith("~") else text
+
+
 def build_model(
     vision: str, text: str, projection_dim: int, logit_scale: float | None = None
 ) -> tuple[VisionTextDualEncoderModel, VisionTextDualEncoderProcessor]:
@@ -35,6 +44,7 @@ def build_model(
     `logit_scale` fixes the temperature (clip-italian found 20 best); None leaves it learnable.
     """
     hf_logging.set_verbosity_error()  # the "projections are newly initialised" warning is the point here
+    vision, text = checkpoint(vision, "--vision"), checkpoint(text, "--text")
     model = VisionTextDualEncoderModel.from_vision_text_pretrained(vision, text, projection_dim=projection_dim)
     image_processor = AutoImageProcessor.from_pretrained(vision)
     processor = VisionTextDualEncoderProcessor(
@@ -47,6 +57,7 @@ def build_model(
 
 def load_run(path: str | Path) -> tuple[VisionTextDualEncoderModel, VisionTextDualEncoderProcessor]:
     """A finished run (or any saved dual encoder) and its processor, as users load it."""
+    path = checkpoint(path, "--model")
     return VisionTextDualEncoderModel.from_pretrained(path), VisionTextDualEncoderProcessor.from_pretrained(path)
 
 
@@ -110,6 +121,7 @@ def set_trainable(model: VisionTextDualEncoderModel, *, backbones: bool, lock_im
 
 def load_teacher(path: str) -> tuple[nn.Module, Any]:
     """A frozen teacher (CLIP or dual encoder with a text tower and projection) and its tokenizer."""
+    path = checkpoint(path, "--distill-from")
     teacher = AutoModel.from_pretrained(path)
     if not (hasattr(teacher, "text_model") and hasattr(teacher, "text_projection")):
         raise ValueError(f"--distill-from {path}: not a CLIP-style model (needs text_model and text_projection)")

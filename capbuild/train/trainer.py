@@ -153,6 +153,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, Any]:
     _check_run_folder(config)
     if env.world > 1:
         dist.barrier()  # every rank has checked the folder before rank 0 writes into it
+    sources = [expand_shards(pattern) for pattern in config.data]
     torch.manual_seed(config.seed)
     model, processor = build_model(config.vision, config.text, config.projection_dim, config.logit_scale)
     teacher, teacher_tokenizer = (None, None) if config.distill_from is None else load_teacher(config.distill_from)
@@ -163,7 +164,6 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, Any]:
             raise ValueError(f"--distill-from embeds in {teacher_dim} dimensions: set --projection-dim {teacher_dim}")
     model.to(env.device)
     optimizer = build_optimizer(model, config)
-    sources = [expand_shards(pattern) for pattern in config.data]
     steps = total_steps(config, sources, env.world)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(config.warmup_steps, steps), steps)
     start = 0

@@ -162,12 +162,21 @@ def save_tiny_clip(folder: Path, projection_dim: int = 32) -> Path:
     save_tokenizer(folder)
     config = CLIPConfig(
         text_config={
-            "vocab_size": 200, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "max_position_embeddings": 64, "eos_token_id": 3,  # [SEP] closes a caption
+            "vocab_size": 200,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 64,
+            "eos_token_id": 3,  # [SEP] closes a caption
         },
         vision_config={
-            "image_size": IMAGE_SIDE, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
-            "num_hidden_layers": 1, "num_attention_heads": 2,
+            "image_size": IMAGE_SIDE,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
         },
         projection_dim=projection_dim,
     )

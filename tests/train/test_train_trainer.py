@@ -177,7 +177,7 @@ def test_train_and_eval_commands(tmp_path: Path, towers, train_shards, val_shard
     assert result.exit_code == 0, result.output
     assert (run / "model.safetensors").is_file() and len(_metrics(run)) == 1
     bad = runner.invoke(app, [*args[:-2], "--weights", "3,1"])
-    assert bad.exit_code == 2 and "--weights has 2 values for 1 --data" in bad.output
+    assert bad.exit_code == 2 and "--weights has 2 values for 1 --data" in _said(bad)
 
     classes = tmp_path / "classes.txt"
     classes.write_text("cerchio\nquadrato\ntriangolo\n")
@@ -258,3 +258,29 @@ def test_clip_checkpoint_as_vision_tower_and_as_distillation_teacher(tmp_path: P
     model = VisionTextDualEncoderModel.from_pretrained(run)
     assert isinstance(model.vision_model, CLIPVisionModel)
     assert all(m["distill"] > 0 for m in _metrics(run))
+
+
+def _said(result) -> str:
+    return " ".join(result.output.split())  # rich wraps long messages
+
+
+def test_missing_shards_and_checkpoints_fail_with_what_to_fix(tmp_path: Path, towers, train_shards):
+    runner = CliRunner()
+    base = [
+        "train",
+        "--vision",
+        str(towers[0]),
+        "--text",
+        str(towers[1]),
+        "--out",
+        str(tmp_path / "run"),
+        "--steps",
+        "2",
+    ]
+    result = runner.invoke(app, [*base, "--data", str(tmp_path / "{00000..00001}.tar")])
+    assert result.exit_code == 2 and "no shard found" in _said(result)
+    result = runner.invoke(app, [*base[:2], str(tmp_path / "no-vit"), *base[3:], "--data", str(train_shards)])
+    assert result.exit_code == 2 and "--vision" in _said(result) and "not a folder" in _said(result)
+    result = runner.invoke(app, ["eval", "--model", str(tmp_path / "no-run"), "--data", str(train_shards)])
+    assert result.exit_code == 2 and "not a folder" in _said(result)
+    assert not (tmp_path / "run").exists()
