@@ -11,9 +11,9 @@ torch = pytest.importorskip("torch", reason="the trainer's tests need the `train
 from synthetic import save_tiny_towers, write_shards  # noqa: E402
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Tiny models on 2 shared cores run several times faster on one intra-op thread."""
+    """Tiny models on 2 shared cores run several times faster on one intra-op thread (these modules only)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
