@@ -70,5 +70,10 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, towers, train_shards) 
 
     out = tmp_path_factory.mktemp("run") / "run"
     config = quick_config(out, towers, train_shards, steps=200, batch_size=32, warmup_steps=10, workers=1, log_every=10)
-    train(config, show_progress=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # a session fixture starts before the module-scoped one_thread
+    try:
+        train(config, show_progress=False)
+    finally:
+        torch.set_num_threads(before)
     return out
