@@ -123,6 +123,7 @@ def train_command(
             resume=resume,
         )
         require_train_extra()
+        _quiet_transformers()
         from capbuild.train.trainer import train
 
         last = train(config)
@@ -159,6 +160,7 @@ def eval_command(
     """Retrieval (MRR@k, Recall@k, mAP) and zero-shot top-k accuracy of a trained model; writes eval.json."""
     with _errors():
         require_train_extra()
+        _quiet_transformers()
         from capbuild.train.evaluate import EvalRequest, evaluate, print_tables, write_result
 
         request = EvalRequest(
@@ -175,6 +177,15 @@ def eval_command(
         path = out or model / "eval.json"
         write_result(result, path)
         console.print(f"written: {path}")
+
+
+def _quiet_transformers() -> None:
+    """The command shows its own progress: no per-file loading bars, no "newly initialised projections"
+    warning (new projections are what training starts from)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 def register(app: typer.Typer) -> None:

@@ -195,11 +195,9 @@ def print_tables(result: dict[str, Any], console: Console) -> None:
         console.print(table)
     if "zero_shot" in result:
         info = result["zero_shot"]
-        tops = [k for k in info if k.startswith("top")]
-        table = Table(
-            title=f"Zero-shot ({info['images']} images, {info['classes']} classes, {info['templates']} templates)"
-        )
-        for name in tops:
+        columns = ["images", "classes", "templates", *(k for k in info if k.startswith("top"))]
+        table = Table(title="Zero-shot classification")
+        for name in columns:
             table.add_column(name, justify="right")
-        table.add_row(*(f"{info[k]:.3f}" for k in tops))
+        table.add_row(*(f"{info[k]:.3f}" if k.startswith("top") else str(info[k]) for k in columns))
         console.print(table)

@@ -17,7 +17,6 @@ from transformers import (
     VisionTextDualEncoderModel,
     VisionTextDualEncoderProcessor,
 )
-from transformers.utils import logging as hf_logging
 
 from capbuild.train.data import ImageGeometry
 
@@ -43,7 +42,6 @@ def build_model(
 
     `logit_scale` fixes the temperature (clip-italian found 20 best); None leaves it learnable.
     """
-    hf_logging.set_verbosity_error()  # the "projections are newly initialised" warning is the point here
     vision, text = checkpoint(vision, "--vision"), checkpoint(text, "--text")
     model = VisionTextDualEncoderModel.from_vision_text_pretrained(vision, text, projection_dim=projection_dim)
     image_processor = AutoImageProcessor.from_pretrained(vision)
