@@ -52,6 +52,8 @@ def count_samples(urls: list[str]) -> int:
     total = 0
     sizes_cache: dict[Path, dict[str, int]] = {}
     for url in urls:
+        if "://" in url:
+            raise ValueError(f"--epochs counts samples of local shards only ({url}): give --steps instead")
         path = Path(url)
         sizes_path = path.parent / "sizes.json"
         if sizes_path not in sizes_cache:

@@ -284,3 +284,31 @@ def test_missing_shards_and_checkpoints_fail_with_what_to_fix(tmp_path: Path, to
     result = runner.invoke(app, ["eval", "--model", str(tmp_path / "no-run"), "--data", str(train_shards)])
     assert result.exit_code == 2 and "not a folder" in _said(result)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_with_two_processes_trains_one_model(tmp_path: Path, towers, train_shards):
+    import os
+    import subprocess
+    import sys
+
+    capbuild = Path(sys.executable).parent / "capbuild"
+    if not capbuild.is_file():
+        pytest.skip(f"the capbuild command is not installed beside {sys.executable}")
+    run = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(capbuild),
+        "train", "--data", str(train_shards), "--vision", str(towers[0]), "--text", str(towers[1]), "--out", str(run),
+        "--steps", "4", "--freeze-steps", "2", "--batch-size", "8", "--projection-dim", "32", "--workers", "1",
+        "--log-every", "1", "--no-augment",
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = _metrics(run)
+    assert [m["step"] for m in metrics] == [1, 2, 3, 4]  # rank 0 alone writes
+    assert [m["stage"] for m in metrics] == ["projections", "projections", "all", "all"]
+    assert all(m["samples_per_s"] > 0 for m in metrics)
+    assert _changed(run, towers) == ALL_PARTS
+    assert done.stdout.count("done: step 4") + done.stderr.count("done: step 4") == 1
