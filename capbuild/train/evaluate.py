@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from torchvision.datasets import ImageFolder
 
-from capbuild.train.data import eval_batches, expand_shards, image_transform
+from capbuild.train.data import count_samples, eval_batches, expand_shards, image_transform
 from capbuild.train.metrics import ranking_metrics, topk_accuracy
 from capbuild.train.model import image_embeddings, image_geometry, load_run, text_embeddings
 
@@ -170,6 +170,8 @@ def evaluate(request: EvalRequest) -> dict[str, Any]:
             "captions": sum(len(c) for c in shards.captions),
             **retrieval(encoder, shards),
         }
+        if all("://" not in url for url in urls):  # samples lacking an image or caption, or undecodable
+            result["retrieval"]["skipped"] = count_samples(urls) - len(shards.captions)
     if request.classes is not None or request.images is not None:
         result["zero_shot"] = zero_shot(encoder, request, shards)
     return result
@@ -185,7 +187,8 @@ def print_tables(result: dict[str, Any], console: Console) -> None:
     if "retrieval" in result:
         info = result["retrieval"]
         metrics = list(info["image_to_text"])
-        table = Table(title=f"Retrieval ({info['images']} images, {info['captions']} captions)")
+        skipped = f", {info['skipped']} samples skipped" if info.get("skipped") else ""
+        table = Table(title=f"Retrieval ({info['images']} images, {info['captions']} captions{skipped})")
         table.add_column("direction")
         for name in metrics:
             table.add_column(name, justify="right")

@@ -38,6 +38,22 @@ def test_training_lowers_the_loss_and_lifts_text_to_image_retrieval(trained_run:
     assert retrieval["image_to_text"]["R@10"] > 0.6
 
 
+@pytest.mark.slow
+def test_evaluation_counts_the_samples_it_skips(trained_run: Path, val_shards: Path, tmp_path: Path):
+    import webdataset as wds
+
+    good = next(iter(wds.WebDataset(str(val_shards / "00000.tar"), shardshuffle=False)))
+    with wds.TarWriter(str(tmp_path / "00000.tar")) as sink:
+        sink.write({k: good[k] for k in ("__key__", "jpg", "txt", "json")})
+        sink.write({"__key__": "noimage", "txt": good["txt"], "json": good["json"]})
+        sink.write({"__key__": "broken", "jpg": b"not a jpeg", "txt": good["txt"], "json": good["json"]})
+        sink.write({k: (f"{good[k]}2" if k == "__key__" else good[k]) for k in ("__key__", "jpg", "txt", "json")})
+    with pytest.warns(Warning):  # webdataset warns about the undecodable image
+        result = evaluate(EvalRequest(model=trained_run, data=[str(tmp_path / "00000.tar")], workers=0))
+    assert result["retrieval"]["images"] == 2
+    assert result["retrieval"]["skipped"] == 2
+
+
 def _features(output) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output  # transformers 4 / 5
 
