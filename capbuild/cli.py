@@ -21,6 +21,7 @@ from capbuild.cli_params import REQUIRED, option
 from capbuild.filters.options import CLI_OPTIONS as POS_FILTER_OPTIONS
 from capbuild.images.stage import RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
+from capbuild.train.commands import register as register_train_commands
 from capbuild.translate.cli import translate_app
 from capbuild.translate.options import TRANSLATE_OPTIONS, builder_lang, translation_target
 
@@ -228,6 +229,9 @@ class _errors:
             console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
             raise typer.Exit(2)
         return False
+
+
+register_train_commands(app)
 
 
 def main() -> None:
