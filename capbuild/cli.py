@@ -14,8 +14,12 @@ from rich.table import Table
 
 from capbuild.build import BuildConflictError, BuildRequest, run_build
 from capbuild.builders.base import Builder
+from capbuild.builders.cc import ConceptualCaptionsBuilder
 from capbuild.builders.coco import CocoBuilder
 from capbuild.builders.flickr8k import Flickr8kBuilder
+from capbuild.builders.pairs import PairsBuilder
+from capbuild.builders.wap import WapBuilder
+from capbuild.builders.wit import WitBuilder
 from capbuild.images.stage import RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
 
@@ -127,6 +131,65 @@ build_command(
     lambda lang, inputs, image_dirs, captions: Flickr8kBuilder(
         lang=lang, inputs=inputs, image_dirs=image_dirs or [], captions=captions
     ),
+)
+
+# Web sources: inputs are strings so that fsspec URLs (s3://, gs://, hf://, https://) and globs pass through.
+WEB_INPUTS = _option(
+    "inputs", list[str], REQUIRED, "--input", "-i", help="Input file, folder, glob or fsspec URL, repeatable."
+)
+build_command(
+    "wit",
+    "WIT (Wikipedia-based Image Text) TSV files, gzipped or not, local or remote; --lang it,ar keeps those languages.",
+    "capbuild wit --lang it --filter propn=0.8 --input 'wit_v1.train.all-*.tsv.gz' --out it-wit/",
+    [
+        WEB_INPUTS,
+        _option(
+            "caption_field",
+            str,
+            "reference",
+            "--caption-field",
+            help="Caption to keep: reference (under the image), attribution (Commons description), alt, or all.",
+        ),
+    ],
+    lambda lang, inputs, caption_field: WitBuilder(lang=lang, inputs=inputs, caption_field=caption_field),
+)
+build_command(
+    "cc",
+    "Conceptual Captions: CC3M (caption<TAB>url) and CC12M (url<TAB>caption) TSV files, English.",
+    "capbuild cc --input Train_GCC-training.tsv --out cc3m-en/",
+    [WEB_INPUTS],
+    lambda lang, inputs: ConceptualCaptionsBuilder(lang=lang, inputs=inputs),
+)
+PAIRS_OPTIONS = [
+    _option("url_col", str | None, None, "--url-col", help="Column of image URLs (http(s):// or file://)."),
+    _option("path_col", str | None, None, "--path-col", help="Column of image file paths (relative: see --images)."),
+    _option("caption_col", str, "caption", "--caption-col", help="Column of the caption, or of a list of captions."),
+    _option("id_col", str | None, None, "--id-col", help="Column of a unique row id (default: FILE:ROW)."),
+    _option("format", str | None, None, "--format", help="tsv, csv, jsonl or parquet (default: from the extension)."),
+    _option("source", str, "pairs", "--source", help="Source name for the rows, the manifest and the card."),
+    _option("columns", str | None, None, "--columns", help="Column names of a CSV/TSV without a header: a,b,c."),
+]
+build_command(
+    "pairs",
+    "Any table of image URLs or paths with captions (TSV, CSV, JSONL, parquet; a caption cell may be a list).",
+    "capbuild pairs --input captions.jsonl --path-col image_path --caption-col captions --images imgs/ "
+    "--lang it --out it-pairs/",
+    [WEB_INPUTS, IMAGES, *PAIRS_OPTIONS],
+    lambda lang, inputs, image_dirs, columns, **cols: PairsBuilder(
+        lang=lang,
+        inputs=inputs,
+        image_dirs=image_dirs or [],
+        columns=[c.strip() for c in columns.split(",")] if columns else None,
+        **cols,
+    ),
+)
+build_command(
+    "wap",
+    "WAP (WikipediaArabicPairs) CSV, published layout or the headerless caption,url one; Arabic.",
+    "capbuild wap --input 'WikipediaArabicPairs(WAP).csv' --filter ar-normalize --filter ar-min-tokens=3 --out ar-wap/",
+    [WEB_INPUTS],
+    # --lang defaults to en for every build command; WAP is Arabic whatever the default.
+    lambda lang, inputs: WapBuilder(lang="ar" if lang == "en" else lang, inputs=inputs),
 )
 
 

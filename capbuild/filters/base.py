@@ -108,4 +108,5 @@ def make_filters(specs: list[str], context: FilterContext) -> list[Filter]:
 
 def _load_builtin_filters() -> None:
     # Importing the modules registers their filters.
+    import capbuild.filters.arabic
     import capbuild.filters.text  # noqa: F401
