@@ -20,11 +20,11 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from capbuild import __version__
 from capbuild.builders.base import Builder
-from capbuild.filters.base import FilterContext, make_filters
+from capbuild.filters.base import FilterContext, chain_specs, make_filters
 from capbuild.filters.chain import FilterChain
 from capbuild.images.stage import ImageOptions, run_image_stage
 from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest
-from capbuild.table import read_parts, rows_to_table, write_part
+from capbuild.table import rows_to_table, write_part
 
 TEXT_BATCH_ROWS = 20_000
 WORK_DIR = ".work"
@@ -51,11 +51,10 @@ class BuildRequest:
 
     def config(self) -> dict[str, Any]:
         """The build's output-deciding configuration (its fingerprint is computed from this)."""
-        chain = make_filters(self.filters, self.filter_context())
         return {
             "source": self.builder.info.name,
             "builder": self.builder.config(),
-            "filters": [f.describe() for f in chain],
+            "filters": chain_specs(self.filters),
             "filter_options": self.filter_options,
             "images": self.images.output_config() if self.images else None,
         }
@@ -65,26 +64,24 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
     """Run (or resume) a build; returns the final manifest."""
     out = request.out
     config = request.config()
+    filters = make_filters(request.filters, request.filter_context())  # fails early on a bad spec
     manifest = _open_manifest(out, config, request.overwrite)
     manifest["sources"] = {request.builder.info.name: asdict(request.builder.info)}
     work = out / WORK_DIR
     if not manifest["stages"]["text"]["done"]:
         started = time.monotonic()
-        manifest["counts"]["text"] = run_text_stage(request, work)
+        manifest["counts"]["text"] = run_text_stage(request.builder, FilterChain(filters), out, work)
         _finish_stage(out, manifest, "text", started)
     if request.images is not None and not manifest["stages"]["images"]["done"]:
         started = time.monotonic()
-        table = read_parts(out / "captions")
-        manifest["counts"]["images"] = run_image_stage(table, out, work / "images", request.images)
+        manifest["counts"]["images"] = run_image_stage(out / "captions", out, work / "images", request.images)
         _finish_stage(out, manifest, "images", started)
     shutil.rmtree(work, ignore_errors=True)
     return manifest
 
 
-def run_text_stage(request: BuildRequest, work: Path) -> dict[str, Any]:
+def run_text_stage(builder: Builder, chain: FilterChain, out: Path, work: Path) -> dict[str, Any]:
     """Builder rows through the filter chain, in batches, into captions/ and rejected/ parts."""
-    builder = request.builder
-    chain = FilterChain(make_filters(request.filters, request.filter_context()))
     staging = {name: work / name for name in ("captions", "rejected")}
     for folder in staging.values():
         shutil.rmtree(folder, ignore_errors=True)
@@ -118,9 +115,9 @@ def run_text_stage(request: BuildRequest, work: Path) -> dict[str, Any]:
             flush(rows)
         progress.update(task, description=f"captions: {read:,} rows read and filtered")
     for name, folder in staging.items():
-        shutil.rmtree(request.out / name, ignore_errors=True)
+        shutil.rmtree(out / name, ignore_errors=True)
         if folder.exists():
-            folder.replace(request.out / name)
+            folder.replace(out / name)
     sources = sorted(set(kept_by_source) | set(rejected_by_source))
     return {
         "source_rows": read,

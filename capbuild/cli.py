@@ -107,9 +107,7 @@ def _image_options(options: dict[str, Any]) -> ImageOptions:
 
 
 INPUTS = _option("inputs", list[Path], REQUIRED, "--input", "-i", help="Input file or folder, repeatable.")
-IMAGES = _option(
-    "image_dirs", list[Path] | None, None, "--images", help="Folder holding the image files, repeatable."
-)
+IMAGES = _option("image_dirs", list[Path] | None, None, "--images", help="Folder holding the image files, repeatable.")
 
 build_command(
     "coco",
@@ -224,7 +222,8 @@ def demo(
         shards = sorted((out / "shards").glob("*.tar"))
         console.print(f"Shards: {', '.join(str(s) for s in shards)}")
         console.print("Each sample holds KEY.jpg (the image), KEY.txt (the caption), KEY.json (metadata).")
-        console.print(f"Read them back: python -c \"import webdataset as wds; print(next(iter(wds.WebDataset('{shards[0]}'))))\"")
+        reader = f"import webdataset as wds; print(next(iter(wds.WebDataset({str(shards[0])!r}))))"
+        console.print(f'Read them back: python -c "{reader}"')
 
 
 def _print_summary(out: Path, manifest: dict[str, Any]) -> None:
@@ -236,7 +235,9 @@ def _print_summary(out: Path, manifest: dict[str, Any]) -> None:
     )
     if images:
         failed = ", ".join(f"{k}: {v}" for k, v in images["failed"].items()) or "none"
-        console.print(f"images: {images['success']} in {images['shards']} shard(s) under {out / 'shards'}; failed: {failed}")
+        console.print(
+            f"images: {images['success']} in {images['shards']} shard(s) under {out / 'shards'}; failed: {failed}"
+        )
     console.print(f"details: capbuild info {out}")
 
 
@@ -283,7 +284,7 @@ class _errors:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: Any) -> bool:
         if isinstance(error, (ValueError, FileNotFoundError, BuildConflictError, RuntimeError)):
-            console.print(f"[bold red]error:[/] {error}")
+            console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
             raise typer.Exit(2)
         return False
 

@@ -11,8 +11,17 @@ from typing import Any
 
 MANIFEST_NAME = "manifest.json"
 TRACKED_PACKAGES = (
-    "capbuild", "pyarrow", "ftfy", "img2dataset", "webdataset", "datasets",
-    "spacy", "stanza", "ctranslate2", "transformers", "torch",
+    "capbuild",
+    "pyarrow",
+    "ftfy",
+    "img2dataset",
+    "webdataset",
+    "datasets",
+    "spacy",
+    "stanza",
+    "ctranslate2",
+    "transformers",
+    "torch",
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +131,3 @@ def read_parts(folder: Path) -> pa.Table:
     if not files:
         return caption_schema().empty_table()
     return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
-
-
-def iter_batches(table: pa.Table, size: int) -> Iterator[pa.Table]:
-    for start in range(0, len(table), size):
-        yield table.slice(start, size)

@@ -33,7 +33,7 @@ SPLIT_LISTS = {"train": "trainImages", "val": "devImages", "test": "testImages"}
 UNASSIGNED_SPLIT = "unassigned"
 
 
-def parse_token_file(path: Path, counts: Counter[str]) -> dict[str, list[tuple[int, str]]]:
+def parse_token_file(path: Path, skipped: Counter[str], repaired: Counter[str]) -> dict[str, list[tuple[int, str]]]:
     """Read a token file into image name -> [(caption index, caption)], in file order.
 
     Repairs what real files hold: CRLF, a caption broken by a raw newline (the continuation line
@@ -41,27 +41,27 @@ def parse_token_file(path: Path, counts: Counter[str]) -> dict[str, list[tuple[i
     """
     captions: dict[str, list[tuple[int, str]]] = {}
     last: tuple[str, int] | None = None
-    for line in _decode_lines(path, counts):
+    for line in _decode_lines(path, repaired):
         if not line.strip():
             continue
         match = TOKEN_LINE.match(line)
         if match is None:
             if last is None:
-                counts["malformed_line"] += 1
+                skipped["malformed_line"] += 1
                 continue
             image, position = last
             index, caption = captions[image][position]
             captions[image][position] = (index, f"{caption}\n{line.strip()}")
-            counts["continuation_line_joined"] += 1
+            repaired["continuation_line_joined"] += 1
             continue
         image = match["image"].strip()
         bogus = BOGUS_SUFFIX.match(image)
         if bogus:
             image = bogus["image"]
-            counts["bogus_image_id_fixed"] += 1
+            repaired["bogus_image_id_fixed"] += 1
         caption = match["caption"].strip()
         if not caption:
-            counts["empty_caption"] += 1
+            skipped["empty_caption"] += 1
             last = None
             continue
         captions.setdefault(image, []).append((int(match["index"]), caption))
@@ -76,8 +76,12 @@ def _decode_lines(path: Path, counts: Counter[str]) -> Iterator[str]:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
-            line = raw.decode("utf-8", errors="replace")
-            counts["line_not_utf8_replaced"] += 1
+            # Such lines come from editors that saved Windows-1252; latin-1 decodes any byte.
+            try:
+                line = raw.decode("cp1252")
+            except UnicodeDecodeError:
+                line = raw.decode("latin-1")
+            counts["line_not_utf8_read_as_cp1252"] += 1
         yield line.lstrip("\ufeff")
 
 
@@ -113,8 +117,8 @@ class Flickr8kBuilder(Builder):
 
     def rows(self) -> Iterator[dict[str, Any]]:
         token_file, split_files = self._find_files()
-        english = parse_token_file(token_file, self.repaired)
-        translated = parse_token_file(self.captions, self.repaired) if self.captions else None
+        english = parse_token_file(token_file, self.skipped, self.repaired)
+        translated = parse_token_file(self.captions, self.skipped, self.repaired) if self.captions else None
         splits = self._read_splits(split_files)
         names = list(english) + [n for n in (translated or {}) if n not in english]
         for name in names:

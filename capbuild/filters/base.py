@@ -99,11 +99,17 @@ def make_filter(spec: str, context: FilterContext) -> Filter:
     return FILTERS[name].from_spec(arg, context)
 
 
+def chain_specs(specs: list[str]) -> list[str]:
+    """The specs of a build's filter chain, normalised: `clean` and `unique_key` first (always),
+    then the given filters in order."""
+    always = ["clean", "unique_key"]
+    given = [parse_spec(spec) for spec in specs]
+    return always + [name if arg is None else f"{name}={arg}" for name, arg in given if name not in always]
+
+
 def make_filters(specs: list[str], context: FilterContext) -> list[Filter]:
-    """The filter chain of a build: `clean` first (always), then the given filters in order."""
-    filters = [make_filter("clean", context)]
-    filters += [make_filter(spec, context) for spec in specs if parse_spec(spec)[0] != "clean"]
-    return filters
+    """Build the filter chain of a build (see chain_specs)."""
+    return [make_filter(spec, context) for spec in chain_specs(specs)]
 
 
 def _load_builtin_filters() -> None:

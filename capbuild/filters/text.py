@@ -14,7 +14,10 @@ import pyarrow as pa
 from capbuild.filters.base import CaptionFilter, Filter, FilterContext, FilterResult, register_filter
 
 WHITESPACE = re.compile(r"\s+")
-PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}\u00a1-\u00bf\u2010-\u205e\u3000-\u303f\u060c\u061b\u061f\u06d4]")
+# ASCII punctuation, Latin-1 and general punctuation, CJK and Arabic punctuation marks.
+PUNCTUATION = re.compile(
+    f"[{re.escape(string.punctuation)}\u00a1-\u00bf\u2010-\u205e\u3000-\u303f\u060c\u061b\u061f\u06d4]"
+)
 
 
 def clean_text(text: str) -> str:
@@ -90,7 +93,27 @@ class DedupFilter(Filter):
         keep, values = [], []
         for key, caption in zip(batch["key"].to_pylist(), batch["caption"].to_pylist(), strict=True):
             digest = hashlib.blake2b(normalise_for_dedup(caption or "").encode(), digest_size=12).digest()
-            first = self.first_key.setdefault(digest, key)
-            keep.append(first == key)
-            values.append("" if first == key else f"duplicate of {first}")
+            first = self.first_key.get(digest)
+            if first is None:
+                self.first_key[digest] = key
+            keep.append(first is None)
+            values.append("" if first is None else f"duplicate of {first}")
         return FilterResult(batch, keep, values)
+
+
+@register_filter
+class UniqueKeyFilter(Filter):
+    """Drops a row whose key an earlier row already had (a source listing one id twice), so that
+    shard keys stay unique; builders merge such rows where the source allows it."""
+
+    name = "unique_key"
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        keep = []
+        for key in batch["key"].to_pylist():
+            keep.append(key not in self.seen)
+            self.seen.add(key)
+        return FilterResult(batch, keep, ["" if k else "repeated key" for k in keep])

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -14,17 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import webdataset as wds
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from capbuild.images.failures import failure_reason
-from capbuild.table import SCORE_FIELDS
+from capbuild.table import SCORE_FIELDS, part_files
 
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
 # Columns of the caption table that go into every sample's KEY.json (img2dataset adds url,
-# key, width, height, original size, status and sha256). The table's own key is `table_key`
-# because img2dataset reserves `key` for the sample key it writes in the tar.
+# width, height, original size, status and sha256). img2dataset reserves `key` for the positional
+# key it writes; the table's key travels as TABLE_KEY and replaces it when shards are rewritten.
 SAMPLE_COLUMNS = ("source", "source_id", "split", "lang", "caption_orig", "lang_orig", "captions", "meta")
+TABLE_KEY = "table_key"
+SPLIT_ORDER = ("train", "val", "test")
 SIZES_NAME = "sizes.json"
 
 
@@ -80,43 +87,76 @@ def img2dataset_arguments(input_path: Path, shards: Path, options: ImageOptions,
     }
 
 
-def run_image_stage(table: pa.Table, out: Path, work: Path, options: ImageOptions) -> dict[str, Any]:
-    """Write OUT/shards from the caption table; resumes finished shards. Returns the stage's counts."""
-    shards = out / "shards"
-    shards.mkdir(parents=True, exist_ok=True)
-    # img2dataset reads every *.json in the folder as a finished shard's stats; sizes.json is
-    # written again at the end.
-    (shards / SIZES_NAME).unlink(missing_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
-    if len(table):
-        input_path = work / "images_input.parquet"
-        extra = _write_input(table, input_path)
-        args_path = work / "img2dataset_args.json"
-        args_path.write_text(json.dumps(img2dataset_arguments(input_path, shards, options, extra), indent=2))
-        total_shards = -(-len(table) // options.shard_size)
-        _run_img2dataset(args_path, shards, total_shards, work / "img2dataset.log")
-    return _collect(shards, expected=len(table))
+def run_image_stage(captions: Path, out: Path, work: Path, options: ImageOptions) -> dict[str, Any]:
+    """Write OUT/shards from the caption table's parts; returns the stage's counts.
+
+    img2dataset runs once over one input file per split (it never lets a shard span two input
+    files, so every shard holds one split) and resumes finished shards; then each shard is
+    rewritten into OUT/shards with samples in table order and the caption table's key as the
+    sample key. Parts are read one at a time, so memory does not grow with the table.
+    """
+    inputs, raw = work / "input", work / "raw"
+    shutil.rmtree(inputs, ignore_errors=True)
+    inputs.mkdir(parents=True)
+    rows_per_split = _write_inputs(captions, inputs)
+    splits: dict[str, list[str]] = {}
+    shard_count = 0
+    for split, rows in rows_per_split.items():
+        count = -(-rows // options.shard_size)
+        splits[split] = [f"{shard:05d}" for shard in range(shard_count, shard_count + count)]
+        shard_count += count
+    if shard_count:
+        extra = [c for c in pq.read_schema(next(inputs.glob("*.parquet"))).names if c not in ("url", "caption")]
+        args_path = work / "img2dataset-args.json"
+        args_path.write_text(json.dumps(img2dataset_arguments(inputs, raw, options, extra), indent=2))
+        _run_img2dataset(args_path, raw, shard_count, work / "img2dataset.log")
+    return _finalise(splits, raw, out / "shards", expected=sum(rows_per_split.values()))
 
 
-def _write_input(table: pa.Table, path: Path) -> list[str]:
+def _write_inputs(captions: Path, inputs: Path) -> dict[str, int]:
+    """One img2dataset input file per split, named so that img2dataset's sorted read gives
+    SPLIT_ORDER first; returns the rows per split in that order."""
+    writers: dict[str, pq.ParquetWriter] = {}
+    rows: Counter[str] = Counter()
+    try:
+        for part in part_files(captions):
+            table = pq.read_table(part)
+            splits = pa.array([s if s is not None else "train" for s in table["split"].to_pylist()], pa.string())
+            for split in pc.unique(splits).to_pylist():
+                selected = _input_columns(table.filter(pc.equal(splits, split)))
+                if split not in writers:
+                    writers[split] = pq.ParquetWriter(inputs / f"{_input_name(split)}.parquet", selected.schema)
+                writers[split].write_table(selected)
+                rows[split] += len(selected)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return {split: rows[split] for split in sorted(rows, key=_input_name)}
+
+
+def _input_name(split: str) -> str:
+    rank = SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER)
+    return f"{rank}-{re.sub(r'[^A-Za-z0-9_-]', '_', split)}"
+
+
+def _input_columns(table: pa.Table) -> pa.Table:
     scores = [c for c in table.column_names if c in SCORE_FIELDS]
-    columns = {"url": table["image_url"], "caption": table["caption"], "table_key": table["key"]}
+    columns = {"url": table["image_url"], "caption": table["caption"], TABLE_KEY: table["key"]}
     columns.update({name: table[name] for name in (*SAMPLE_COLUMNS, *scores)})
-    pq.write_table(pa.table(columns), path)
-    return [name for name in columns if name not in ("url", "caption")]
+    return pa.table(columns)
 
 
-def _run_img2dataset(args_path: Path, shards: Path, total_shards: int, log_path: Path) -> None:
+def _run_img2dataset(args_path: Path, raw: Path, shard_count: int, log_path: Path) -> None:
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled"}
     command = [sys.executable, "-m", "capbuild.images.download", str(args_path)]
     with log_path.open("ab") as log, _progress() as progress:
-        task = progress.add_task("images: shards", total=total_shards)
+        task = progress.add_task("images: shards", total=shard_count)
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         while process.poll() is None:
-            progress.update(task, completed=len(_stats_files(shards)))
+            progress.update(task, completed=len(_stats_files(raw)))
             time.sleep(0.5)
-        progress.update(task, completed=len(_stats_files(shards)))
-    missing = total_shards - len(_stats_files(shards))
+        progress.update(task, completed=len(_stats_files(raw)))
+    missing = shard_count - len(_stats_files(raw))
     if process.returncode != 0 or missing:
         tail = log_path.read_text(errors="replace")[-3000:]
         raise RuntimeError(
@@ -131,20 +171,24 @@ def _progress() -> Progress:
     )
 
 
-def _stats_files(shards: Path) -> list[Path]:
-    return sorted(shards.glob("*_stats.json"))
+def _stats_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*_stats.json"))
 
 
-def _collect(shards: Path, expected: int) -> dict[str, Any]:
-    """Count successes per shard (sizes.json) and failures per reason from img2dataset's outputs."""
+def _finalise(splits: dict[str, list[str]], raw: Path, shards: Path, expected: int) -> dict[str, Any]:
+    """Rewrite every raw shard into OUT/shards; count successes per shard and failures per reason."""
+    shutil.rmtree(shards, ignore_errors=True)
+    shards.mkdir(parents=True)
     sizes: dict[str, int] = {}
     failed: Counter[str] = Counter()
     per_source: dict[str, Counter[str]] = {}
-    for stats_path in _stats_files(shards):
-        shard = stats_path.name.split("_")[0]
-        sizes[f"{shard}.tar"] = json.loads(stats_path.read_text())["successes"]
-        samples = pq.read_table(shards / f"{shard}.parquet", columns=["status", "error_message", "source"])
-        for status, message, source in zip(*(samples[c].to_pylist() for c in samples.column_names), strict=True):
+    for name in (name for names in splits.values() for name in names):
+        samples = _rewrite_shard(raw / name, shards / name)
+        shutil.copyfile(raw / f"{name}_stats.json", shards / f"{name}_stats.json")
+        sizes[f"{name}.tar"] = samples["status"].to_pylist().count("success")
+        for status, message, source in zip(
+            *(samples[c].to_pylist() for c in ("status", "error_message", "source")), strict=True
+        ):
             outcome = "success" if status == "success" else failure_reason(message)
             per_source.setdefault(source, Counter())[outcome] += 1
             if status != "success":
@@ -158,5 +202,32 @@ def _collect(shards: Path, expected: int) -> dict[str, Any]:
         "success": sum(sizes.values()),
         "failed": dict(sorted(failed.items())),
         "shards": len(sizes),
+        "splits": {split: [f"{name}.tar" for name in names] for split, names in splits.items()},
         "per_source": {s: dict(sorted(c.items())) for s, c in sorted(per_source.items())},
     }
+
+
+def _rewrite_shard(raw: Path, final: Path) -> pa.Table:
+    """Copy raw.tar to final.tar with samples in input order and the table key as the sample key
+    (img2dataset writes them as downloads finish, keyed by position). Same for raw.parquet.
+    Returns the rewritten per-sample status table."""
+    samples = pq.read_table(raw.with_suffix(".parquet"))
+    order = pc.sort_indices(samples["key"])
+    samples = samples.take(order)
+    table_keys = samples[TABLE_KEY]
+    samples = samples.drop_columns(["key", TABLE_KEY]).add_column(0, "key", table_keys)
+    pq.write_table(samples, final.with_suffix(".parquet"))
+    with tarfile.open(raw.with_suffix(".tar")) as source, final.with_suffix(".tar").open("wb") as target:
+        members: dict[str, dict[str, tarfile.TarInfo]] = {}
+        for member in source.getmembers():
+            key, _, extension = member.name.partition(".")
+            members.setdefault(key, {})[extension] = member
+        writer = wds.TarWriter(target, mtime=0.0)
+        for raw_key in sorted(members):
+            fields = {ext: source.extractfile(m).read() for ext, m in members[raw_key].items()}  # type: ignore[union-attr]
+            meta = json.loads(fields["json"])
+            meta["key"] = meta.pop(TABLE_KEY)
+            fields["json"] = json.dumps(meta, ensure_ascii=False).encode()
+            writer.write({"__key__": meta["key"], **fields})
+        writer.close()
+    return samples
