@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -60,7 +59,6 @@ class WitBuilder(Builder):
     inputs: list[str] = field(default_factory=list)
     caption_field: str = "reference"
     reader: WitReader = field(init=False)
-    _seen: set[bytes] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.caption_field not in CAPTION_FIELDS:
@@ -77,7 +75,6 @@ class WitBuilder(Builder):
 
     def rows(self) -> Iterator[dict[str, Any]]:
         self.reader.counts = self.skipped
-        self._seen.clear()
         for url in expand_inputs(self.inputs):
             split = split_from_name(base_name(url))
             for record in self.reader.read(url):
@@ -98,15 +95,9 @@ class WitBuilder(Builder):
         if not captions:
             self.skipped[f"no_{self.caption_field}_caption"] += 1
             return None
-        source_id = "|".join((lang, record["page_url"], record["hierarchical_section_title"], image_url))
-        digest = hashlib.blake2b(source_id.encode(), digest_size=8).digest()
-        if digest in self._seen:
-            self.skipped["duplicate_row"] += 1
-            return None
-        self._seen.add(digest)
         return make_row(
             source="wit",
-            source_id=source_id,
+            source_id="|".join((lang, record["page_url"], record["hierarchical_section_title"], image_url)),
             split=split,
             image_url=image_url,
             captions=captions,
