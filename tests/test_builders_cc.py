@@ -76,7 +76,8 @@ def test_real_lines_over_http_keep_exactly_the_good_images(realdata, tmp_path):
         tsv = tmp_path / "Validation_GCC-1.1.0-Validation.tsv"
         tsv.write_text("".join(f"{c}\t{base}/{i}.jpg\n" for i, (c, _) in enumerate(lines)), encoding="utf-8")
         options = ImageOptions(image_size=32, shard_size=5, threads=4, timeout=1)
-        manifest = run_build(BuildRequest(ConceptualCaptionsBuilder(inputs=[str(tsv)]), tmp_path / "out", images=options))
+        builder = ConceptualCaptionsBuilder(inputs=[str(tsv)])
+        manifest = run_build(BuildRequest(builder, tmp_path / "out", images=options))
     images = manifest["counts"]["images"]
     assert images["failed"] == {
         "http_404": 1,

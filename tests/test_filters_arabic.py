@@ -11,7 +11,10 @@ from capbuild.table import make_row, rows_to_table
 
 
 def _table(captions: list[tuple[str, str]]):
-    rows = [make_row(source="t", source_id=str(i), captions=[c], lang=lang, image_url=None) for i, (c, lang) in enumerate(captions)]
+    rows = [
+        make_row(source="t", source_id=str(i), captions=[text], lang=lang, image_url=None)
+        for i, (text, lang) in enumerate(captions)
+    ]
     return rows_to_table(rows)
 
 
