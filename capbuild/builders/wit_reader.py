@@ -11,10 +11,12 @@ is what makes language selection fast; memory holds one record at a time.
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from capbuild.builders.inputs import open_binary
 
@@ -44,10 +46,11 @@ class WitReader:
 
     def read(self, url: str) -> Iterator[dict[str, str]]:
         with open_binary(url) as stream:
-            lines = iter(_buffered_lines(stream))
+            lines = _lines(stream)
             columns, first = self._columns(url, lines)
-            records = _records(lines if first is None else _chain(first, lines), self.counts)
-            yield from self._select(records, columns)
+            if first is not None:
+                lines = itertools.chain([first], lines)
+            yield from self._parse(self._scan(lines), columns)
 
     def _columns(self, url: str, lines: Iterator[bytes]) -> tuple[tuple[str, ...], bytes | None]:
         """The file's column names and, for a file without a header, its first line back."""
@@ -64,14 +67,41 @@ class WitReader:
             )
         return columns, None
 
-    def _select(self, records: Iterable[bytes], columns: tuple[str, ...]) -> Iterator[dict[str, str]]:
+    def _scan(self, lines: Iterable[bytes]) -> Iterator[bytes]:
+        """The records of the wanted languages, continuation lines (inside quoted fields) joined.
+
+        Lines before the first record start belong to no record: they count as one malformed row.
+        """
         wanted = {lang.encode() for lang in self.languages}
+        match = RECORD_START.match
+        parts: list[bytes] | None = None
+        records = skipped = 0
+        orphan = False
+        for line in lines:
+            tab = line.find(b"\t", 0, 18)
+            if tab > 1 and line.startswith(b"http", tab + 1) and match(line):
+                records += 1
+                if parts is not None:
+                    yield b"\n".join(parts)
+                if line[:tab] in wanted:
+                    parts = [line]
+                else:
+                    parts = None
+                    skipped += 1
+            elif parts is not None:
+                parts.append(line)
+            elif records == 0 and line.strip() and not orphan:
+                orphan = True
+                self.counts["malformed_row"] += 1
+        if parts is not None:
+            yield b"\n".join(parts)
+        self.records += records
+        if skipped:
+            self.counts["language_not_selected"] += skipped
+
+    def _parse(self, records: Iterable[bytes], columns: tuple[str, ...]) -> Iterator[dict[str, str]]:
         width = len(columns)
         for record in records:
-            self.records += 1
-            if record[: record.find(b"\t")] not in wanted:
-                self.counts["language_not_selected"] += 1
-                continue
             try:
                 text = record.decode("utf-8")
             except UnicodeDecodeError:
@@ -84,40 +114,12 @@ class WitReader:
             yield dict(zip(columns, fields, strict=True))
 
 
-def _buffered_lines(stream: object) -> Iterator[bytes]:
-    """Lines of a binary stream (pyarrow streams have no line iterator of their own)."""
+def _lines(stream: Any) -> Iterator[bytes]:
+    """Lines of a binary stream, without their newline (pyarrow streams have no line iterator)."""
     pending = b""
-    while chunk := stream.read(READ_BUFFER):  # type: ignore[attr-defined]
+    while chunk := stream.read(READ_BUFFER):
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
-        for line in lines:
-            yield line + b"\n"
+        yield from lines
     if pending:
         yield pending
-
-
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest
-
-
-def _records(lines: Iterable[bytes], counts: Counter[str]) -> Iterator[bytes]:
-    """Join continuation lines (inside quoted fields) to the line that starts their record.
-
-    Lines before the first record start belong to no record: they are counted as one malformed row.
-    """
-    parts: list[bytes] = []
-    orphan = False
-    match = RECORD_START.match
-    for line in lines:
-        if match(line):
-            if parts:
-                yield b"".join(parts)
-            parts = [line]
-        elif parts:
-            parts.append(line)
-        elif line.strip() and not orphan:
-            orphan = True
-            counts["malformed_row"] += 1
-    if parts:
-        yield b"".join(parts)
