@@ -20,7 +20,7 @@ from capbuild.builders.flickr8k import Flickr8kBuilder
 from capbuild.builders.pairs import PairsBuilder
 from capbuild.builders.wap import WapBuilder
 from capbuild.builders.wit import WitBuilder
-from capbuild.images.stage import RESIZE_MODES, ImageOptions
+from capbuild.images.stage import DEFAULT_PER_HOST_RPS, RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
 
 app = typer.Typer(
@@ -61,6 +61,16 @@ BUILD_OPTIONS = [
     _option("threads", int, 16, "--threads", help="Download threads per process."),
     _option("timeout", int, 10, "--timeout", help="Seconds before an image download is abandoned."),
     _option("retries", int, 0, "--retries", help="Extra download attempts for a failed image."),
+    _option(
+        "per_host_rps",
+        float,
+        DEFAULT_PER_HOST_RPS,
+        "--per-host-rps",
+        help="Most requests per second to one host (0: no limit); 429/503 Retry-After is always honoured.",
+    ),
+    _option(
+        "user_agent", str | None, None, "--user-agent", help="Token naming your crawler in the User-Agent header."
+    ),
     _option("no_images", bool, False, "--no-images", help="Stop after the caption table (no shards)."),
     _option("overwrite", bool, False, "--overwrite", help="Replace a different build already in --out."),
 ]
@@ -103,6 +113,8 @@ def _image_options(options: dict[str, Any]) -> ImageOptions:
         threads=options["threads"],
         timeout=options["timeout"],
         retries=options["retries"],
+        per_host_rps=options["per_host_rps"],
+        user_agent_token=options["user_agent"],
     )
 
 

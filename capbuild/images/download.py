@@ -9,13 +9,27 @@ import json
 import os
 import sys
 
+from capbuild.images import polite
+
+# Spawned workers run this module's top level (as __mp_main__), not main(): politeness is installed
+# here, from the environment main() sets before img2dataset starts them.
+if polite.ENV_PER_HOST_RPS in os.environ:
+    polite.install(float(os.environ[polite.ENV_PER_HOST_RPS]) or None)
+
+# Keys of the arguments file that are capbuild's, not img2dataset.download's.
+PER_HOST_RPS_KEY = "capbuild_per_host_rps"
+
 
 def main(args_path: str) -> None:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     import img2dataset
 
     with open(args_path, encoding="utf-8") as f:
-        img2dataset.download(**json.load(f))
+        arguments = json.load(f)
+    rps = arguments.pop(PER_HOST_RPS_KEY, None) or 0.0
+    # Each worker process paces its own threads: the build's budget is shared between processes.
+    os.environ[polite.ENV_PER_HOST_RPS] = str(rps / max(1, arguments.get("processes_count", 1)))
+    img2dataset.download(**arguments)
 
 
 if __name__ == "__main__":
