@@ -238,6 +238,34 @@ def demo(
         console.print(f'Read them back: python -c "{reader}"')
 
 
+@app.command(epilog="Example: capbuild retry it-wit/ --per-host-rps 5 --timeout 30")
+def retry(
+    out: Annotated[Path, typer.Argument(help="Build folder whose image stage has finished.")],
+    timeout: Annotated[int | None, typer.Option("--timeout", help="Seconds before a download is abandoned.")] = None,
+    retries: Annotated[int | None, typer.Option("--retries", help="Extra attempts per image.")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Download threads per process.")] = None,
+    processes: Annotated[int | None, typer.Option("--processes", help="img2dataset worker processes.")] = None,
+    per_host_rps: Annotated[
+        float | None, typer.Option("--per-host-rps", help="Most requests per second to one host (0: no limit).")
+    ] = None,
+    user_agent: Annotated[str | None, typer.Option("--user-agent", help="Token naming your crawler.")] = None,
+) -> None:
+    """Fetch again the images that failed for transient reasons (timeouts, 429, 5xx, resets) and merge
+    them into the build; 404s and corrupt images are not retried. Counts before and after go to the manifest."""
+    from capbuild.images.retry import retry_failed
+
+    given = {"timeout": timeout, "retries": retries, "threads": threads, "processes": processes,
+             "per_host_rps": per_host_rps, "user_agent_token": user_agent}  # fmt: skip
+    with _errors():
+        record = retry_failed(out, {k: v for k, v in given.items() if v is not None})
+        before, after = record["before"], record["after"]
+        console.print(
+            f"[bold green]retried[/] {record['attempted']} image(s): {record['recovered']} recovered; "
+            f"{before['success']} -> {after['success']} images; still failed: "
+            + (", ".join(f"{k}: {v}" for k, v in after["failed"].items()) or "none")
+        )
+
+
 def _print_summary(out: Path, manifest: dict[str, Any]) -> None:
     text = manifest["counts"].get("text", {})
     images = manifest["counts"].get("images")

@@ -23,7 +23,7 @@ class Behaviour:
     requests: list[str] = field(default_factory=list)
     # Extra response headers per path (e.g. {"x.jpg": {"X-Robots-Tag": "noai"}}).
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
-    # Status answered to the first request of a path only (a transient failure), with Retry-After.
+    # Status answered to the first request of a path only (a transient failure), no Retry-After.
     fail_first: dict[str, int] = field(default_factory=dict)
     # Answer 429 with Retry-After when more than `max_rps` requests arrived in the last second.
     max_rps: float | None = None
@@ -44,7 +44,7 @@ def serve(behaviour: Behaviour) -> Iterator[str]:
                 behaviour.requests.append(path)
                 code = _throttled_or_transient(behaviour, path, now)
                 behaviour.log.append((now, path, code or 200))
-            if code in (429, 503):
+            if code == 429:
                 self.send_response(code)
                 self.send_header("Retry-After", str(behaviour.retry_after))
                 self.send_header("Content-Length", "0")

@@ -6,10 +6,10 @@ import json
 
 import pytest
 import webdataset as wds
+from typer.testing import CliRunner
 
-from capbuild.build import BuildRequest, run_build
 from capbuild.builders.cc import ConceptualCaptionsBuilder
-from capbuild.images.stage import ImageOptions
+from capbuild.cli import app
 from tests.http_server import Behaviour, serve
 from tests.images import jpeg_bytes
 
@@ -57,7 +57,10 @@ def test_cc_is_english():
 
 
 @pytest.mark.slow
-def test_real_lines_over_http_keep_exactly_the_good_images(realdata, tmp_path):
+def test_real_lines_over_http_then_retry(realdata, tmp_path):
+    """Shards hold exactly the good images; `capbuild retry` then recovers the transient failures
+    (bare 503s on the first attempt) and tries again the 500 and the stall, never the 404, the
+    corrupt image or the X-Robots-Tag refusal."""
     site = tmp_path / "site"
     site.mkdir()
     lines = _real_lines(realdata)[:12]
@@ -71,24 +74,46 @@ def test_real_lines_over_http_keep_exactly_the_good_images(realdata, tmp_path):
         status={"4.jpg": 500},
         headers={"8.jpg": {"X-Robots-Tag": "noai"}},
         slow={"10.jpg": 4.0},
+        fail_first={"1.jpg": 503, "9.jpg": 503},
     )
+    out = tmp_path / "out"
+    runner = CliRunner()
     with serve(behaviour) as base:
         tsv = tmp_path / "Validation_GCC-1.1.0-Validation.tsv"
         tsv.write_text("".join(f"{c}\t{base}/{i}.jpg\n" for i, (c, _) in enumerate(lines)), encoding="utf-8")
-        options = ImageOptions(image_size=32, shard_size=5, threads=4, timeout=1)
-        builder = ConceptualCaptionsBuilder(inputs=[str(tsv)])
-        manifest = run_build(BuildRequest(builder, tmp_path / "out", images=options))
-    images = manifest["counts"]["images"]
-    assert images["failed"] == {
-        "http_404": 1,
-        "http_500": 1,
-        "corrupt_image": 1,
-        "disallowed_by_x_robots_tag": 1,
-        "timeout": 1,
-    }
-    shards = sorted(str(p) for p in (tmp_path / "out" / "shards").glob("*.tar"))
-    samples = list(wds.WebDataset(shards, shardshuffle=False))
+        build = runner.invoke(app, ["cc", "--input", str(tsv), "--out", str(out), "--image-size", "32",
+                                    "--shard-size", "5", "--threads", "4", "--timeout", "1"])  # fmt: skip
+        assert build.exit_code == 0, build.output
+        first = json.loads((out / "manifest.json").read_text())["counts"]["images"]
+        first_samples = _samples(out)
+        retried = runner.invoke(app, ["retry", str(out), "--timeout", "1"])
+        assert retried.exit_code == 0, retried.output
+    permanent = {"http_404": 1, "corrupt_image": 1, "disallowed_by_x_robots_tag": 1}
+    assert first["failed"] == {**permanent, "http_500": 1, "timeout": 1, "http_503": 2}
+    assert first["per_shard"]["00000.tar"] == {
+        "attempted": 5, "success": 2, "success_rate": 0.4, "failed": {"http_404": 1, "http_500": 1, "http_503": 1},
+    }  # fmt: skip
     good = [i for i in range(len(lines)) if i not in bad]
-    assert sorted(json.loads(s["json"])["url"].rsplit("/", 1)[1] for s in samples) == sorted(f"{i}.jpg" for i in good)
-    captions = {s["txt"].decode() for s in samples}
-    assert captions == {lines[i][0].strip() for i in good}
+    assert sorted(first_samples) == sorted(f"{i}.jpg" for i in good if i not in (1, 9))
+    assert {s["txt"] for s in first_samples.values()} == {lines[i][0].strip() for i in good if i not in (1, 9)}
+
+    for name, count in (("2.jpg", 1), ("6.jpg", 1), ("8.jpg", 1), ("1.jpg", 2), ("9.jpg", 2), ("4.jpg", 2)):
+        assert behaviour.requests.count(name) == count, name
+    images = json.loads((out / "manifest.json").read_text())["counts"]["images"]
+    record = images["retries"][0]
+    assert record["attempted"] == 4 and record["recovered"] == 2
+    assert record["after"] == {"success": len(good), "failed": {**permanent, "http_500": 1, "timeout": 1}}
+    assert images["success"] == len(good) and images["failed"] == record["after"]["failed"]
+    assert sorted(_samples(out)) == sorted(f"{i}.jpg" for i in good)
+    sizes = json.loads((out / "shards" / "sizes.json").read_text())
+    assert sum(sizes.values()) == len(good) and len(sizes) == 4
+
+
+def _samples(out) -> dict[str, dict]:
+    """URL file name -> sample, over every shard of the build."""
+    shards = sorted(str(p) for p in (out / "shards").glob("*.tar"))
+    samples = {}
+    for sample in wds.WebDataset(shards, shardshuffle=False):
+        name = json.loads(sample["json"])["url"].rsplit("/", 1)[1]
+        samples[name] = {"txt": sample["txt"].decode(), "key": sample["__key__"]}
+    return samples

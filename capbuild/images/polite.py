@@ -5,7 +5,7 @@ it, in each worker process, with `polite_download_image`, which
 
 - spaces the requests to one host at least 1/rps seconds apart (one pacer per process, shared by
   its threads; the image stage gives each of P processes rps/P, so the build stays under rps);
-- on HTTP 429 or 503 waits what Retry-After says (default 1 s, at most MAX_RETRY_AFTER) before
+- on HTTP 429, or 503 with Retry-After, waits what Retry-After says (default 1 s, at most MAX_RETRY_AFTER) before
   any further request to that host from this process, then retries the row, up to POLITE_ATTEMPTS
   times (other processes learn of the throttling from their own 429s);
 - sends an honest User-Agent, "capbuild/VERSION img2dataset/VERSION (TOKEN)", and honours
@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 from capbuild import __version__
 
 ENV_PER_HOST_RPS = "CAPBUILD_PER_HOST_RPS"
-RETRY_STATUSES = frozenset({429, 503})
 POLITE_ATTEMPTS = 10
 DEFAULT_RETRY_AFTER = 1.0
 MAX_RETRY_AFTER = 120.0
@@ -107,7 +106,8 @@ def polite_download_image(
                     return key, None, "Use of image disallowed by X-Robots-Tag directive"
                 return key, io.BytesIO(response.read()), None
         except urllib.error.HTTPError as error:
-            if host and error.code in RETRY_STATUSES and attempt < POLITE_ATTEMPTS:
+            throttled = error.code == 429 or (error.code == 503 and "Retry-After" in error.headers)
+            if host and throttled and attempt < POLITE_ATTEMPTS:
                 _pacer.pause(host, retry_after_seconds(error.headers.get("Retry-After")))
                 continue
             return key, None, str(error)
