@@ -1,7 +1,7 @@
 """Runs a build's stages into the build folder, with resume and the manifest.
 
     builder -> filters (clean first, then the user's, in order) -> captions/ + rejected/
-            -> images (img2dataset) -> shards/
+            -> images (img2dataset) -> shards/ -> card (README.md)
 
 Each stage is recorded as done in manifest.json only when its output is complete, so a killed
 build re-run with the same command skips finished stages (and img2dataset skips finished shards).
@@ -20,6 +20,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from capbuild import __version__
 from capbuild.builders.base import Builder
+from capbuild.cards.card import write_card
 from capbuild.filters.base import FilterContext, chain_specs, make_filters
 from capbuild.filters.chain import FilterChain
 from capbuild.images.stage import ImageOptions, run_image_stage
@@ -77,6 +78,7 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
         manifest["counts"]["images"] = run_image_stage(out / "captions", out, work / "images", request.images)
         _finish_stage(out, manifest, "images", started)
     shutil.rmtree(work, ignore_errors=True)
+    write_card(out)
     return manifest
 
 

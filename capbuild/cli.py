@@ -20,6 +20,7 @@ from capbuild.builders.flickr8k import Flickr8kBuilder
 from capbuild.builders.pairs import PairsBuilder
 from capbuild.builders.wap import WapBuilder
 from capbuild.builders.wit import WitBuilder
+from capbuild.cards.commands import app as cards_app
 from capbuild.images.stage import DEFAULT_PER_HOST_RPS, RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
 
@@ -29,6 +30,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 console = Console(stderr=True)
+app.add_typer(cards_app)
 
 
 def _option(name: str, kind: Any, default: Any, *flags: str, help: str) -> inspect.Parameter:
