@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 
 import pytest
@@ -20,8 +21,8 @@ def _most_in_one_second(times: list[float]) -> int:
     return max((sum(1 for t in times if start <= t < start + 1.0) for start in times), default=0)
 
 
-def test_pacer_spaces_requests_to_a_host_and_pauses_on_retry_after():
-    pacer = HostPacer(rps=20)
+def test_pacer_spaces_requests_to_a_host_and_pauses_on_retry_after(tmp_path):
+    pacer = HostPacer(rps=20, folder=tmp_path)
     started = time.monotonic()
     for _ in range(5):
         pacer.wait("a.org")
@@ -32,6 +33,25 @@ def test_pacer_spaces_requests_to_a_host_and_pauses_on_retry_after():
     before = time.monotonic()
     pacer.wait("a.org")
     assert time.monotonic() - before >= 0.29
+
+
+def test_pacers_sharing_a_folder_share_the_pace(tmp_path):
+    """Two pacers (as in two worker processes) with 4 threads each: starts stay 1/rps apart overall."""
+    starts: list[float] = []
+
+    def worker(pacer: HostPacer) -> None:
+        for _ in range(3):
+            pacer.wait("a.org")
+            starts.append(time.monotonic())
+
+    pacers = [HostPacer(rps=25, folder=tmp_path), HostPacer(rps=25, folder=tmp_path)]
+    threads = [threading.Thread(target=worker, args=(pacers[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:], strict=False)]
+    assert len(starts) == 24 and min(gaps) >= 0.04
 
 
 @pytest.mark.parametrize(

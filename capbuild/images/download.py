@@ -7,14 +7,16 @@ however capbuild itself was started (console script, `python -c`, a notebook).
 
 import json
 import os
+import shutil
 import sys
+from pathlib import Path
 
 from capbuild.images import polite
 
 # Spawned workers run this module's top level (as __mp_main__), not main(): politeness is installed
 # here, from the environment main() sets before img2dataset starts them.
-if polite.ENV_PER_HOST_RPS in os.environ:
-    polite.install(float(os.environ[polite.ENV_PER_HOST_RPS]) or None)
+if polite.ENV_PACING_DIR in os.environ:
+    polite.install(float(os.environ[polite.ENV_PER_HOST_RPS]) or None, Path(os.environ[polite.ENV_PACING_DIR]))
 
 # Keys of the arguments file that are capbuild's, not img2dataset.download's.
 PER_HOST_RPS_KEY = "capbuild_per_host_rps"
@@ -26,9 +28,11 @@ def main(args_path: str) -> None:
 
     with open(args_path, encoding="utf-8") as f:
         arguments = json.load(f)
-    rps = arguments.pop(PER_HOST_RPS_KEY, None) or 0.0
-    # Each worker process paces its own threads: the build's budget is shared between processes.
-    os.environ[polite.ENV_PER_HOST_RPS] = str(rps / max(1, arguments.get("processes_count", 1)))
+    # The worker processes share the pacing files of this run's folder (see capbuild.images.polite).
+    os.environ[polite.ENV_PER_HOST_RPS] = str(arguments.pop(PER_HOST_RPS_KEY, None) or 0.0)
+    pacing = Path(args_path).parent / "pacing"
+    shutil.rmtree(pacing, ignore_errors=True)
+    os.environ[polite.ENV_PACING_DIR] = str(pacing)
     img2dataset.download(**arguments)
 
 

@@ -3,11 +3,12 @@
 img2dataset fetches every URL through `img2dataset.downloader.download_image`; `install()` replaces
 it, in each worker process, with `polite_download_image`, which
 
-- spaces the requests to one host at least 1/rps seconds apart (one pacer per process, shared by
-  its threads; the image stage gives each of P processes rps/P, so the build stays under rps);
-- on HTTP 429, or 503 with Retry-After, waits what Retry-After says (default 1 s, at most MAX_RETRY_AFTER) before
-  any further request to that host from this process, then retries the row, up to POLITE_ATTEMPTS
-  times (other processes learn of the throttling from their own 429s);
+- starts requests to one host at least 1/rps seconds apart, across all threads and processes of
+  the build: the next free time of each host is kept in a small file of a folder they share, read
+  and written under an exclusive flock (so no one-second window ever sees more than rps requests);
+- on HTTP 429, or 503 with Retry-After, makes the whole build wait what Retry-After says (default
+  1 s, at most MAX_RETRY_AFTER) before its next request to that host, then retries the row, up to
+  POLITE_ATTEMPTS times;
 - sends an honest User-Agent, "capbuild/VERSION img2dataset/VERSION (TOKEN)", and honours
   X-Robots-Tag directives aimed at all robots or at TOKEN, as img2dataset does.
 
@@ -18,18 +19,23 @@ fetch it later. file:// URLs are neither paced nor retried.
 from __future__ import annotations
 
 import email.utils
+import fcntl
+import hashlib
 import io
-import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from capbuild import __version__
 
 ENV_PER_HOST_RPS = "CAPBUILD_PER_HOST_RPS"
+ENV_PACING_DIR = "CAPBUILD_PACING_DIR"
 POLITE_ATTEMPTS = 10
 DEFAULT_RETRY_AFTER = 1.0
 MAX_RETRY_AFTER = 120.0
@@ -38,30 +44,42 @@ JITTER_MARGIN = 0.005
 
 
 class HostPacer:
-    """Keeps requests to each host `1 / rps` seconds apart and pauses a host on Retry-After."""
+    """Keeps requests to each host `1 / rps` seconds apart and pauses a host on Retry-After, for every
+    thread and process that uses the same `folder` (time.monotonic is system-wide on Linux and macOS)."""
 
-    def __init__(self, rps: float | None) -> None:
+    def __init__(self, rps: float | None, folder: Path) -> None:
         self.interval = 1.0 / rps + JITTER_MARGIN if rps else 0.0
-        self._next: dict[str, float] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self.folder = folder
+
+    @contextmanager
+    def _next_free(self, host: str) -> Iterator[list[float]]:
+        """The host's next free time, locked: yields a one-item list whose value is written back."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = hashlib.blake2b(host.encode(), digest_size=8).hexdigest()
+        with (self.folder / name).open("a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+            f.seek(0)
+            text = f.read()
+            box = [float(text) if text else 0.0]
+            yield box
+            f.seek(0)
+            f.truncate()
+            f.write(repr(box[0]).encode())
 
     def wait(self, host: str) -> None:
-        """Block until a request to `host` may start (threads take turns per host)."""
-        with self._guard:
-            lock = self._locks.setdefault(host, threading.Lock())
-        with lock:
-            while (delay := self._next.get(host, 0.0) - time.monotonic()) > 0:
+        """Block until a request to `host` may start (callers take turns: the lock is held meanwhile)."""
+        with self._next_free(host) as box:
+            if (delay := box[0] - time.monotonic()) > 0:
                 time.sleep(delay)
-            self._next[host] = max(self._next.get(host, 0.0), time.monotonic() + self.interval)
+            box[0] = max(box[0], time.monotonic() + self.interval)
 
     def pause(self, host: str, seconds: float) -> None:
         """No request to `host` for `seconds` from now (a 429/503's Retry-After)."""
-        with self._guard:
-            self._next[host] = max(self._next.get(host, 0.0), time.monotonic() + seconds)
+        with self._next_free(host) as box:
+            box[0] = max(box[0], time.monotonic() + seconds)
 
 
-_pacer = HostPacer(None)
+_pacer: HostPacer | None = None
 
 
 def retry_after_seconds(value: str | None) -> float:
@@ -96,7 +114,7 @@ def polite_download_image(
     attempt = 0
     while True:
         attempt += 1
-        if host:
+        if host and _pacer is not None:
             _pacer.wait(host)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -107,7 +125,7 @@ def polite_download_image(
                 return key, io.BytesIO(response.read()), None
         except urllib.error.HTTPError as error:
             throttled = error.code == 429 or (error.code == 503 and "Retry-After" in error.headers)
-            if host and throttled and attempt < POLITE_ATTEMPTS:
+            if host and _pacer is not None and throttled and attempt < POLITE_ATTEMPTS:
                 _pacer.pause(host, retry_after_seconds(error.headers.get("Retry-After")))
                 continue
             return key, None, str(error)
@@ -115,10 +133,11 @@ def polite_download_image(
             return key, None, str(error)
 
 
-def install(rps: float | None) -> None:
-    """Route img2dataset's downloads in this process through `polite_download_image`."""
+def install(rps: float | None, folder: Path) -> None:
+    """Route img2dataset's downloads in this process through `polite_download_image`, paced with
+    the other processes that share `folder`."""
     global _pacer
     import img2dataset.downloader
 
-    _pacer = HostPacer(rps)
+    _pacer = HostPacer(rps, folder)
     img2dataset.downloader.download_image = polite_download_image

@@ -51,7 +51,7 @@ class ImageOptions:
     threads: int = 16
     timeout: int = 10
     retries: int = 0
-    # Requests per second to any one host (0: unpaced); 429/503 Retry-After is honoured either way.
+    # Requests per second to any one host, whole build (0: unpaced); 429 Retry-After is honoured either way.
     per_host_rps: float = DEFAULT_PER_HOST_RPS
     # Names the crawler in the User-Agent; X-Robots-Tag directives aimed at it are honoured.
     user_agent_token: str | None = None
