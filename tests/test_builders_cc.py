@@ -107,6 +107,7 @@ def test_real_lines_over_http_then_retry(realdata, tmp_path):
     assert sorted(_samples(out)) == sorted(f"{i}.jpg" for i in good)
     sizes = json.loads((out / "shards" / "sizes.json").read_text())
     assert sum(sizes.values()) == len(good) and len(sizes) == 4
+    assert f"{len(good)}" in (out / "README.md").read_text(), "the dataset card counts the recovered images"
 
 
 def _samples(out) -> dict[str, dict]:

@@ -3,9 +3,9 @@
 Transient: timeouts, connection errors, HTTP 408/425/429 and 5xx. Permanent (never retried): 404
 and other 4xx, corrupt or oversized images, X-Robots-Tag refusals, missing files. The rows to retry
 go through the same image stage into a work folder; its shards with at least one image are appended
-to OUT/shards after the last one (their split kept), sizes.json and the manifest are updated, and
-the manifest records the counts before and after. A row's outcome is its latest attempt, so a second
-retry only retries what is still failing.
+to OUT/shards after the last one (their split kept), sizes.json, the manifest (counts before and
+after) and the dataset card are updated. A row's outcome is its latest attempt, so a second retry
+only retries what is still failing.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from capbuild.cards.card import write_card
 from capbuild.images.failures import failure_reason
 from capbuild.images.stage import SIZES_NAME, ImageOptions, run_image_stage, shard_counts
 from capbuild.manifest import load_manifest, save_manifest
@@ -96,6 +97,7 @@ def retry_failed(out: Path, overrides: dict[str, Any] | None = None) -> dict[str
     images["per_source"] = _per_source(latest_outcomes(shards))
     images.setdefault("retries", []).append(record)
     save_manifest(out, manifest)
+    write_card(out)
     shutil.rmtree(work, ignore_errors=True)
     return record
 
