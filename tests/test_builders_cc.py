@@ -86,6 +86,7 @@ def test_real_lines_over_http_then_retry(realdata, tmp_path):
         assert build.exit_code == 0, build.output
         first = json.loads((out / "manifest.json").read_text())["counts"]["images"]
         first_samples = _samples(out)
+        assert f"\n{len(first_samples)} image-caption pairs" in (out / "README.md").read_text()
         retried = runner.invoke(app, ["retry", str(out), "--timeout", "1"])
         assert retried.exit_code == 0, retried.output
     permanent = {"http_404": 1, "corrupt_image": 1, "disallowed_by_x_robots_tag": 1}
@@ -107,7 +108,7 @@ def test_real_lines_over_http_then_retry(realdata, tmp_path):
     assert sorted(_samples(out)) == sorted(f"{i}.jpg" for i in good)
     sizes = json.loads((out / "shards" / "sizes.json").read_text())
     assert sum(sizes.values()) == len(good) and len(sizes) == 4
-    assert f"{len(good)}" in (out / "README.md").read_text(), "the dataset card counts the recovered images"
+    assert f"\n{len(good)} image-caption pairs" in (out / "README.md").read_text(), "the card counts recovered images"
 
 
 def _samples(out) -> dict[str, dict]:
