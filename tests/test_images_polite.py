@@ -36,7 +36,7 @@ def test_pacer_spaces_requests_to_a_host_and_pauses_on_retry_after(tmp_path):
 
 
 def test_pacers_sharing_a_folder_share_the_pace(tmp_path):
-    """Two pacers (as in two worker processes) with 4 threads each: starts stay 1/rps apart overall."""
+    """Two pacers (as in two worker processes) with 4 threads each keep the host under rps together."""
     starts: list[float] = []
 
     def worker(pacer: HostPacer) -> None:
@@ -44,14 +44,15 @@ def test_pacers_sharing_a_folder_share_the_pace(tmp_path):
             pacer.wait("a.org")
             starts.append(time.monotonic())
 
-    pacers = [HostPacer(rps=25, folder=tmp_path), HostPacer(rps=25, folder=tmp_path)]
+    pacers = [HostPacer(rps=10, folder=tmp_path), HostPacer(rps=10, folder=tmp_path)]
     threads = [threading.Thread(target=worker, args=(pacers[i % 2],)) for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:], strict=False)]
-    assert len(starts) == 24 and min(gaps) >= 0.04
+    assert len(starts) == 24
+    assert _most_in_one_second(starts) <= 10
+    assert max(starts) - min(starts) >= 23 * 0.1
 
 
 @pytest.mark.parametrize(
