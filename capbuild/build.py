@@ -21,7 +21,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from capbuild import __version__
 from capbuild.builders.base import Builder
 from capbuild.cards.card import write_card
-from capbuild.filters.base import FilterContext, chain_specs, make_filters
+from capbuild.filters.base import OPERATIONAL_OPTIONS, FilterContext, chain_specs, make_filters
 from capbuild.filters.chain import FilterChain
 from capbuild.images.stage import ImageOptions, run_image_stage
 from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest
@@ -56,7 +56,7 @@ class BuildRequest:
             "source": self.builder.info.name,
             "builder": self.builder.config(),
             "filters": chain_specs(self.filters),
-            "filter_options": self.filter_options,
+            "filter_options": {k: v for k, v in self.filter_options.items() if k not in OPERATIONAL_OPTIONS},
             "images": self.images.output_config() if self.images else None,
         }
 

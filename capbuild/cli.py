@@ -21,6 +21,7 @@ from capbuild.builders.pairs import PairsBuilder
 from capbuild.builders.wap import WapBuilder
 from capbuild.builders.wit import WitBuilder
 from capbuild.cards.commands import app as cards_app
+from capbuild.filters.options import CLI_OPTIONS as POS_FILTER_OPTIONS
 from capbuild.images.stage import DEFAULT_PER_HOST_RPS, RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
 
@@ -79,6 +80,7 @@ BUILD_OPTIONS = [
 
 # Options passed to the filters (through FilterContext.options); filter modules add theirs here.
 FILTER_OPTIONS: list[inspect.Parameter] = []
+FILTER_OPTIONS += POS_FILTER_OPTIONS
 
 
 def build_command(

@@ -34,6 +34,8 @@ class Filter(ABC):
 
     name: ClassVar[str]
     score_column: ClassVar[str | None] = None
+    # Further score columns a filter adds in its own `apply` (also declared in SCORE_FIELDS).
+    extra_score_columns: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def from_spec(cls, arg: str | None, context: FilterContext) -> Filter:
@@ -76,6 +78,10 @@ class CaptionFilter(Filter):
 
 FILTERS: dict[str, type[Filter]] = {}
 
+# Filter options that change how fast a build runs but not what it writes (workers, batch sizes):
+# they stay out of the build's fingerprint, so a re-run with other values resumes.
+OPERATIONAL_OPTIONS: set[str] = set()
+
 
 def register_filter(cls: type[Filter]) -> type[Filter]:
     """Class decorator: make a filter available to '--filter NAME[=ARG]'."""
@@ -115,4 +121,6 @@ def make_filters(specs: list[str], context: FilterContext) -> list[Filter]:
 def _load_builtin_filters() -> None:
     # Importing the modules registers their filters.
     import capbuild.filters.arabic
+    import capbuild.filters.langid
+    import capbuild.filters.pos
     import capbuild.filters.text  # noqa: F401

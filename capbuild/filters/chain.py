@@ -16,7 +16,7 @@ class FilterChain:
 
     def __init__(self, filters: list[Filter]) -> None:
         self.filters = filters
-        self.score_columns = [f.score_column for f in filters if f.score_column]
+        self.score_columns = [c for f in filters for c in (f.score_column, *f.extra_score_columns) if c]
         self.schema = caption_schema(self.score_columns)
         self.rejected_schema = rejected_schema(self.score_columns)
         self.counts: dict[str, dict[str, int]] = {f.describe(): {"in": 0, "kept": 0, "dropped": 0} for f in filters}
