@@ -21,7 +21,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from capbuild import __version__
 from capbuild.builders.base import Builder
 from capbuild.cards.card import write_card
-from capbuild.filters.base import OPERATIONAL_OPTIONS, FilterContext, chain_specs, make_filters
+from capbuild.filters.base import OPERATIONAL_OPTIONS, Filter, FilterContext, make_filters
 from capbuild.filters.chain import FilterChain
 from capbuild.images.stage import ImageOptions, run_image_stage
 from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest
@@ -50,12 +50,13 @@ class BuildRequest:
     def filter_context(self) -> FilterContext:
         return FilterContext(lang=self.builder.lang, options=self.filter_options)
 
-    def config(self) -> dict[str, Any]:
+    def config(self, filters: list[Filter] | None = None) -> dict[str, Any]:
         """The build's output-deciding configuration (its fingerprint is computed from this)."""
+        filters = filters if filters is not None else make_filters(self.filters, self.filter_context())
         return {
             "source": self.builder.info.name,
             "builder": self.builder.config(),
-            "filters": chain_specs(self.filters),
+            "filters": [f.describe() for f in filters],
             "filter_options": {k: v for k, v in self.filter_options.items() if k not in OPERATIONAL_OPTIONS},
             "images": self.images.output_config() if self.images else None,
         }
@@ -64,8 +65,8 @@ class BuildRequest:
 def run_build(request: BuildRequest) -> dict[str, Any]:
     """Run (or resume) a build; returns the final manifest."""
     out = request.out
-    config = request.config()
     filters = make_filters(request.filters, request.filter_context())  # fails early on a bad spec
+    config = request.config(filters)
     manifest = _open_manifest(out, config, request.overwrite)
     manifest["sources"] = {request.builder.info.name: asdict(request.builder.info)}
     work = out / WORK_DIR
@@ -125,6 +126,7 @@ def run_text_stage(builder: Builder, chain: FilterChain, out: Path, work: Path) 
         "source_rows": read,
         "builder": builder.report(),
         "filters": chain.counts,
+        "reports": {f.describe(): report for f in chain.filters if (report := f.report())},
         "captions": sum(kept_by_source.values()),
         "rejected": sum(rejected_by_source.values()),
         "per_source": {s: {"captions": kept_by_source[s], "rejected": rejected_by_source[s]} for s in sources},

@@ -21,9 +21,12 @@ from capbuild.builders.pairs import PairsBuilder
 from capbuild.builders.wap import WapBuilder
 from capbuild.builders.wit import WitBuilder
 from capbuild.cards.commands import app as cards_app
+from capbuild.cli_params import REQUIRED, option
 from capbuild.filters.options import CLI_OPTIONS as POS_FILTER_OPTIONS
 from capbuild.images.stage import DEFAULT_PER_HOST_RPS, RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
+from capbuild.translate.cli import translate_app
+from capbuild.translate.options import TRANSLATE_OPTIONS, builder_lang, translation_target
 
 app = typer.Typer(
     help="Build multilingual image-caption datasets (caption table, filters, WebDataset shards).",
@@ -34,53 +37,41 @@ console = Console(stderr=True)
 app.add_typer(cards_app)
 
 
-def _option(name: str, kind: Any, default: Any, *flags: str, help: str) -> inspect.Parameter:
-    return inspect.Parameter(
-        name,
-        inspect.Parameter.KEYWORD_ONLY,
-        default=default,
-        annotation=Annotated[kind, typer.Option(*flags, help=help)],
-    )
-
-
-REQUIRED = inspect.Parameter.empty
-
 # Options every build command takes.
 BUILD_OPTIONS = [
-    _option("out", Path, REQUIRED, "--out", "-o", help="Build folder (created; resumed when it holds this build)."),
-    _option("lang", str, "en", "--lang", help="Language of the captions (ISO 639-1, e.g. it, ar, id)."),
-    _option(
+    option("out", Path, REQUIRED, "--out", "-o", help="Build folder (created; resumed when it holds this build)."),
+    option("lang", str, "en", "--lang", help="Language of the captions (ISO 639-1, e.g. it, ar, id)."),
+    option(
         "filter",
         list[str] | None,
         None,
         "--filter",
         "-f",
-        help="Filter spec, repeatable, applied in order after 'clean': clean, len=3..60, dedup.",
+        help="Filter spec, repeatable, applied in order after clean: len=3..60, dedup, propn=0.8, lang=it:0.5, ...",
     ),
-    _option("image_size", int, 256, "--image-size", help="Side of the resized images, in pixels."),
-    _option("resize_mode", str, "border", "--resize-mode", help=f"img2dataset resize mode: {', '.join(RESIZE_MODES)}."),
-    _option("shard_size", int, 10_000, "--shard-size", help="Samples per WebDataset shard."),
-    _option("processes", int, 1, "--processes", help="img2dataset worker processes."),
-    _option("threads", int, 16, "--threads", help="Download threads per process."),
-    _option("timeout", int, 10, "--timeout", help="Seconds before an image download is abandoned."),
-    _option("retries", int, 0, "--retries", help="Extra download attempts for a failed image."),
-    _option(
+    option("image_size", int, 256, "--image-size", help="Side of the resized images, in pixels."),
+    option("resize_mode", str, "border", "--resize-mode", help=f"img2dataset resize mode: {', '.join(RESIZE_MODES)}."),
+    option("shard_size", int, 10_000, "--shard-size", help="Samples per WebDataset shard."),
+    option("processes", int, 1, "--processes", help="img2dataset worker processes."),
+    option("threads", int, 16, "--threads", help="Download threads per process."),
+    option("timeout", int, 10, "--timeout", help="Seconds before an image download is abandoned."),
+    option("retries", int, 0, "--retries", help="Extra download attempts for a failed image."),
+    option(
         "per_host_rps",
         float,
         DEFAULT_PER_HOST_RPS,
         "--per-host-rps",
         help="Most requests per second to one host (0: no limit); 429/503 Retry-After is always honoured.",
     ),
-    _option(
-        "user_agent", str | None, None, "--user-agent", help="Token naming your crawler in the User-Agent header."
-    ),
-    _option("no_images", bool, False, "--no-images", help="Stop after the caption table (no shards)."),
-    _option("overwrite", bool, False, "--overwrite", help="Replace a different build already in --out."),
+    option("user_agent", str | None, None, "--user-agent", help="Token naming your crawler in the User-Agent header."),
+    option("no_images", bool, False, "--no-images", help="Stop after the caption table (no shards)."),
+    option("overwrite", bool, False, "--overwrite", help="Replace a different build already in --out."),
 ]
 
 # Options passed to the filters (through FilterContext.options); filter modules add theirs here.
 FILTER_OPTIONS: list[inspect.Parameter] = []
 FILTER_OPTIONS += POS_FILTER_OPTIONS
+FILTER_OPTIONS += TRANSLATE_OPTIONS
 
 
 def build_command(
@@ -91,12 +82,12 @@ def build_command(
 
     def command(**options: Any) -> None:
         with _errors():
-            builder = make_builder(lang=options["lang"], **{n: options[n] for n in builder_names})
+            builder = make_builder(lang=builder_lang(options), **{n: options[n] for n in builder_names})
             request = BuildRequest(
                 builder=builder,
                 out=options["out"],
                 filters=options["filter"] or [],
-                filter_options={p.name: options[p.name] for p in FILTER_OPTIONS},
+                filter_options={p.name: options[p.name] for p in FILTER_OPTIONS} | translation_target(options),
                 images=None if options["no_images"] else _image_options(options),
                 overwrite=options["overwrite"],
             )
@@ -122,8 +113,8 @@ def _image_options(options: dict[str, Any]) -> ImageOptions:
     )
 
 
-INPUTS = _option("inputs", list[Path], REQUIRED, "--input", "-i", help="Input file or folder, repeatable.")
-IMAGES = _option("image_dirs", list[Path] | None, None, "--images", help="Folder holding the image files, repeatable.")
+INPUTS = option("inputs", list[Path], REQUIRED, "--input", "-i", help="Input file or folder, repeatable.")
+IMAGES = option("image_dirs", list[Path] | None, None, "--images", help="Folder holding the image files, repeatable.")
 
 build_command(
     "coco",
@@ -140,7 +131,7 @@ build_command(
     [
         INPUTS,
         IMAGES,
-        _option("captions", Path | None, None, "--captions", help="Translated token file, captions in --lang."),
+        option("captions", Path | None, None, "--captions", help="Translated token file, captions in --lang."),
     ],
     lambda lang, inputs, image_dirs, captions: Flickr8kBuilder(
         lang=lang, inputs=inputs, image_dirs=image_dirs or [], captions=captions
@@ -148,7 +139,7 @@ build_command(
 )
 
 # Web sources: inputs are strings so that fsspec URLs (s3://, gs://, hf://, https://) and globs pass through.
-WEB_INPUTS = _option(
+WEB_INPUTS = option(
     "inputs", list[str], REQUIRED, "--input", "-i", help="Input file, folder, glob or fsspec URL, repeatable."
 )
 build_command(
@@ -157,7 +148,7 @@ build_command(
     "capbuild wit --lang it --filter propn=0.8 --input 'wit_v1.train.all-*.tsv.gz' --out it-wit/",
     [
         WEB_INPUTS,
-        _option(
+        option(
             "caption_field",
             str,
             "reference",
@@ -175,13 +166,13 @@ build_command(
     lambda lang, inputs: ConceptualCaptionsBuilder(lang=lang, inputs=inputs),
 )
 PAIRS_OPTIONS = [
-    _option("url_col", str | None, None, "--url-col", help="Column of image URLs (http(s):// or file://)."),
-    _option("path_col", str | None, None, "--path-col", help="Column of image file paths (relative: see --images)."),
-    _option("caption_col", str, "caption", "--caption-col", help="Column of the caption, or of a list of captions."),
-    _option("id_col", str | None, None, "--id-col", help="Column of a unique row id (default: FILE:ROW)."),
-    _option("format", str | None, None, "--format", help="tsv, csv, jsonl or parquet (default: from the extension)."),
-    _option("source", str, "pairs", "--source", help="Source name for the rows, the manifest and the card."),
-    _option("columns", str | None, None, "--columns", help="Column names of a CSV/TSV without a header: a,b,c."),
+    option("url_col", str | None, None, "--url-col", help="Column of image URLs (http(s):// or file://)."),
+    option("path_col", str | None, None, "--path-col", help="Column of image file paths (relative: see --images)."),
+    option("caption_col", str, "caption", "--caption-col", help="Column of the caption, or of a list of captions."),
+    option("id_col", str | None, None, "--id-col", help="Column of a unique row id (default: FILE:ROW)."),
+    option("format", str | None, None, "--format", help="tsv, csv, jsonl or parquet (default: from the extension)."),
+    option("source", str, "pairs", "--source", help="Source name for the rows, the manifest and the card."),
+    option("columns", str | None, None, "--columns", help="Column names of a CSV/TSV without a header: a,b,c."),
 ]
 build_command(
     "pairs",
@@ -205,6 +196,7 @@ build_command(
     # --lang defaults to en for every build command; WAP is Arabic whatever the default.
     lambda lang, inputs: WapBuilder(lang="ar" if lang == "en" else lang, inputs=inputs),
 )
+app.add_typer(translate_app, name="translate")
 
 
 @app.command(epilog="Example: capbuild info it-wit/")
@@ -308,6 +300,11 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
             for reason, count in counts.items():
                 builder.add_row(f"{kind}: {reason}", str(count))
         console.print(builder)
+        for step, report in text.get("reports", {}).items():
+            details = Table(title=step, show_header=False)
+            for key, value in report.items():
+                details.add_row(key, str(value))
+            console.print(details)
     images = manifest["counts"].get("images")
     if images:
         table = Table(title="Images by source")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ SCORE_FIELDS: dict[str, pa.DataType] = {
     "propn_ratio": pa.float32(),
     "lang_detected": pa.string(),
     "lang_score": pa.float32(),
+    # The source-language `captions` of a translated row (capbuild.translate).
+    "captions_orig": pa.list_(pa.string()),
 }
 
 # Columns that only rejected rows carry: which filter dropped the row, and the value that failed.
@@ -131,3 +133,9 @@ def read_parts(folder: Path) -> pa.Table:
     if not files:
         return caption_schema().empty_table()
     return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+
+
+def iter_batches(table: pa.Table, size: int) -> Iterator[pa.Table]:
+    """Consecutive slices of at most `size` rows."""
+    for start in range(0, len(table), size):
+        yield table.slice(start, size)

@@ -52,7 +52,7 @@ def test_build_keeps_ratios_for_kept_and_rejected_rows_and_in_the_shards(tmp_pat
     assert text["filters"]["propn=0.8"] == {"in": 6, "kept": 4, "dropped": 2}
     assert text["filters"]["lang=fr"] == {"in": 4, "kept": 3, "dropped": 1}
     assert (text["captions"], text["rejected"]) == (3, 3)
-    assert manifest["config"]["filters"] == ["clean", *FILTERS]
+    assert manifest["config"]["filters"] == ["clean", "unique_key", *FILTERS]
 
     with tarfile.open(request.out / "shards" / "00000.tar") as tar:
         metadata = [json.load(tar.extractfile(m)) for m in tar.getmembers() if m.name.endswith(".json")]
@@ -94,7 +94,7 @@ def test_pos_workers_and_batch_size_stay_out_of_the_fingerprint(tmp_path, realda
     from capbuild.build import BuildRequest
     from capbuild.builders.coco import CocoBuilder
 
-    builder = CocoBuilder(inputs=[realdata / "coco" / "coco_mini_captions_train2017.json"])
+    builder = CocoBuilder(inputs=[realdata / "coco" / "coco_mini_captions_train2017.json"], lang="fr")
     one = BuildRequest(builder, tmp_path, ["propn=0.8"], {"pos_workers": 1, "pos_batch_size": 64}, images=None)
     two = BuildRequest(builder, tmp_path, ["propn=0.8"], {"pos_workers": 2, "pos_batch_size": 256}, images=None)
     other = BuildRequest(builder, tmp_path, ["propn=0.8"], {"propn_denominator": "all"}, images=None)

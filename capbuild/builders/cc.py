@@ -44,8 +44,9 @@ class ConceptualCaptionsBuilder(Builder):
     def __post_init__(self) -> None:
         if self.lang != "en":
             raise ValueError(
-                f"Conceptual Captions is English but --lang is {self.lang!r}: build with --lang en and "
-                "translate, or use `capbuild pairs` for a translated copy in its own table"
+                f"Conceptual Captions is English but the captions' language is {self.lang!r}: add "
+                f"--translate to translate them into --lang {self.lang}, or use `capbuild pairs` for a "
+                "translated copy in its own table"
             )
         if not self.inputs:
             raise ValueError("pass the Conceptual Captions TSV files with --input")

@@ -52,6 +52,10 @@ class Filter(ABC):
         """The filter as a user would write it, for the manifest and the dataset card."""
         return self.name
 
+    def report(self) -> dict[str, Any]:
+        """Figures for the manifest beyond kept/dropped (model, cache hits, ...); none by default."""
+        return {}
+
 
 class CaptionFilter(Filter):
     """A filter that scores each row's `caption` and keeps the rows whose score passes."""
@@ -114,8 +118,14 @@ def chain_specs(specs: list[str]) -> list[str]:
 
 
 def make_filters(specs: list[str], context: FilterContext) -> list[Filter]:
-    """Build the filter chain of a build (see chain_specs)."""
-    return [make_filter(spec, context) for spec in chain_specs(specs)]
+    """Build the filter chain of a build (see chain_specs); with `translate` in the options, the
+    translation steps follow the user's filters, which judge the source text and save its compute."""
+    filters = [make_filter(spec, context) for spec in chain_specs(specs)]
+    if context.options.get("translate"):
+        from capbuild.translate.filters import translation_filters
+
+        filters += translation_filters(context)
+    return filters
 
 
 def _load_builtin_filters() -> None:

@@ -1,0 +1,166 @@
+"""CTranslate2 decoding: sorted by length, batched by tokens, on CUDA (every given GPU) or CPU int8."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+LENGTH_BUCKET = 8
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Options that change the translations (they are part of the cache key)."""
+
+    beam_size: int = 1
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    length_ratio: float = 2.0  # max_decoding_length = ratio * source length (rounded up to 8) + margin
+    length_margin: int = 10
+    max_length: int = 512
+
+    def max_decoding_length(self, source_tokens: int) -> int:
+        """The bound for a source of this length; batches never mix bounds, so a translation does
+        not depend on which other sources shared its batch."""
+        bucket = -(-source_tokens // LENGTH_BUCKET) * LENGTH_BUCKET
+        return min(self.max_length, int(self.length_ratio * bucket) + self.length_margin)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Retried decoding for outputs that loop: block repeated trigrams and penalise repeats.
+LOOP_RETRY = {"no_repeat_ngram_size": 3, "repetition_penalty": 1.2}
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Where and how fast to decode (they never change a translation's cache key)."""
+
+    devices: str = "auto"  # "auto" (all GPUs, else CPU), "cpu", or GPU indices "0,1"
+    compute_type: str | None = None  # default: int8_float16 on CUDA, int8 on CPU
+    batch_tokens: int | None = None  # default: 8192 on CUDA, 2048 on CPU
+    cpu_threads: int | None = None  # default: every core this process may use
+
+
+def cpu_thread_split(cores: int) -> tuple[int, int]:
+    """(inter_threads, intra_threads): up to 4 threads per batch, as many batches in parallel as fit."""
+    intra = max(1, min(cores, 4))
+    return max(1, cores // intra), intra
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's share, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def cuda_devices(devices: str) -> list[int]:
+    """The GPU indices to use: [] means CPU."""
+    import ctranslate2
+
+    available = ctranslate2.get_cuda_device_count()
+    if devices == "cpu":
+        return []
+    if devices == "auto":
+        return list(range(available))
+    try:
+        wanted = [int(d) for d in devices.split(",") if d.strip()]
+    except ValueError as err:
+        raise ValueError(f"--mt-devices takes 'auto', 'cpu' or GPU indices such as 0,1 (got {devices!r})") from err
+    missing = [d for d in wanted if d >= available]
+    if missing:
+        raise ValueError(f"--mt-devices {devices}: CUDA sees {available} GPU(s); use --mt-devices cpu to run on CPU")
+    return wanted
+
+
+class Ct2Engine:
+    """A ctranslate2.Translator plus the batching around it; counts sentences sent to the model."""
+
+    def __init__(self, model_dir: Path, runtime: RuntimeOptions) -> None:
+        import ctranslate2
+
+        gpus = cuda_devices(runtime.devices)
+        if gpus:
+            self.device = f"cuda:{','.join(map(str, gpus))}"
+            self.compute_type = runtime.compute_type or "int8_float16"
+            self.translator = ctranslate2.Translator(
+                str(model_dir), device="cuda", device_index=gpus, compute_type=self.compute_type
+            )
+            self.replicas = len(gpus)
+            self.batch_tokens = runtime.batch_tokens or 8192
+        else:
+            inter, intra = cpu_thread_split(runtime.cpu_threads or usable_cores())
+            self.device = f"cpu ({inter}x{intra} threads)"
+            self.compute_type = runtime.compute_type or "int8"
+            self.translator = ctranslate2.Translator(
+                str(model_dir), device="cpu", compute_type=self.compute_type, inter_threads=inter, intra_threads=intra
+            )
+            self.replicas = inter
+            self.batch_tokens = runtime.batch_tokens or 2048
+        self.sentences = 0
+
+    def translate(
+        self,
+        sources: list[list[str]],
+        target_prefix: list[str] | None,
+        decode: DecodeOptions,
+        on_batch: Callable[[int], None] | None = None,
+        **overrides: Any,
+    ) -> list[list[str]]:
+        """Target tokens for every source, in input order; the prefix (if any) is left on."""
+        results: list[list[str]] = [[] for _ in sources]
+        pending: deque[tuple[list[int], list[Any]]] = deque()
+        lengths = [len(s) for s in sources]
+        for batch in token_batches(lengths, self.batch_tokens, [decode.max_decoding_length(n) for n in lengths]):
+            futures = self.translator.translate_batch(
+                [sources[i] for i in batch],
+                target_prefix=[target_prefix] * len(batch) if target_prefix else None,
+                beam_size=decode.beam_size,
+                repetition_penalty=overrides.get("repetition_penalty", decode.repetition_penalty),
+                no_repeat_ngram_size=overrides.get("no_repeat_ngram_size", decode.no_repeat_ngram_size),
+                max_decoding_length=decode.max_decoding_length(max(len(sources[i]) for i in batch)),
+                asynchronous=True,
+            )
+            pending.append((batch, futures))
+            # Keep every replica busy, with one batch queued behind each.
+            if len(pending) >= 2 * self.replicas:
+                self._collect(pending.popleft(), results, on_batch)
+        while pending:
+            self._collect(pending.popleft(), results, on_batch)
+        return results
+
+    def _collect(
+        self, item: tuple[list[int], list[Any]], results: list[list[str]], on_batch: Callable[[int], None] | None
+    ) -> None:
+        batch, futures = item
+        for index, future in zip(batch, futures, strict=True):
+            results[index] = future.result().hypotheses[0]
+        self.sentences += len(batch)
+        if on_batch:
+            on_batch(len(batch))
+
+
+def token_batches(lengths: list[int], batch_tokens: int, groups: list[int] | None = None) -> list[list[int]]:
+    """Indices sorted by length, cut into batches whose padded size (rows x longest) stays within
+    `batch_tokens` (a longer single source gets a batch of its own) and, when `groups` is given,
+    whose members share one group value."""
+    groups = groups or [0] * len(lengths)
+    order = sorted(range(len(lengths)), key=lambda i: (groups[i], lengths[i]))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        # Sorted ascending, so this source is the longest of the batch so far.
+        full = (len(current) + 1) * lengths[index] > batch_tokens
+        if current and (full or groups[current[0]] != groups[index]):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
