@@ -130,6 +130,7 @@ def make_filters(specs: list[str], context: FilterContext) -> list[Filter]:
 
 def _load_builtin_filters() -> None:
     # Importing the modules registers their filters.
+    import capbuild.filters.arabic
     import capbuild.filters.langid
     import capbuild.filters.pos
     import capbuild.filters.text  # noqa: F401

@@ -7,7 +7,19 @@ however capbuild itself was started (console script, `python -c`, a notebook).
 
 import json
 import os
+import shutil
 import sys
+from pathlib import Path
+
+from capbuild.images import polite
+
+# Spawned workers run this module's top level (as __mp_main__), not main(): politeness is installed
+# here, from the environment main() sets before img2dataset starts them.
+if polite.ENV_PACING_DIR in os.environ:
+    polite.install(float(os.environ[polite.ENV_PER_HOST_RPS]) or None, Path(os.environ[polite.ENV_PACING_DIR]))
+
+# Keys of the arguments file that are capbuild's, not img2dataset.download's.
+PER_HOST_RPS_KEY = "capbuild_per_host_rps"
 
 
 def main(args_path: str) -> None:
@@ -15,7 +27,13 @@ def main(args_path: str) -> None:
     import img2dataset
 
     with open(args_path, encoding="utf-8") as f:
-        img2dataset.download(**json.load(f))
+        arguments = json.load(f)
+    # The worker processes share the pacing files of this run's folder (see capbuild.images.polite).
+    os.environ[polite.ENV_PER_HOST_RPS] = str(arguments.pop(PER_HOST_RPS_KEY, None) or 0.0)
+    pacing = Path(args_path).parent / "pacing"
+    shutil.rmtree(pacing, ignore_errors=True)
+    os.environ[polite.ENV_PACING_DIR] = str(pacing)
+    img2dataset.download(**arguments)
 
 
 if __name__ == "__main__":
