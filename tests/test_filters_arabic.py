@@ -36,13 +36,15 @@ def test_chain_normalises_then_drops_short_arabic_captions_only():
     context = FilterContext(lang="ar")
     chain = FilterChain([make_filter("ar-normalize", context), make_filter("ar-min-tokens=3", context)])
     kept, rejected = chain.apply(
-        _table([
-            ("رَجُلٌ يَرْكَبُ دَرَّاجَةً فِي الشَّارِعِ", "ar"),
-            ("قِطَّةٌ", "ar"),
-            ("a dog", "en"),
-            ("ـًـ", "ar"),
-            ("مبنى   من   القرن 19", "ar"),
-        ])
+        _table(
+            [
+                ("رَجُلٌ يَرْكَبُ دَرَّاجَةً فِي الشَّارِعِ", "ar"),
+                ("قِطَّةٌ", "ar"),
+                ("a dog", "en"),
+                ("ـًـ", "ar"),
+                ("مبنى   من   القرن 19", "ar"),
+            ]
+        )
     )
     assert kept["caption"].to_pylist() == ["رجل يركب دراجة في الشارع", "a dog", "مبنى من القرن 19"]
     assert rejected.select(["filter", "filter_value"]).to_pylist() == [
