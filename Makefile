@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The CPU build of torch, pinned so that pip never pulls a multi-GB CUDA build.
-TORCH_PIN := torch==2.13.0
+# torch and torchvision pinned together (PyPI torchvision fails to import beside the CPU torch 2.13.0);
+# this pair lies on the machines' disk, so pip installs it in about a minute.
+TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
 .PHONY: demo test lint install-dev clean
 

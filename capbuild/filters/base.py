@@ -76,7 +76,10 @@ class CaptionFilter(Filter):
         """Whether a caption with this value is kept."""
 
     def apply(self, batch: pa.Table) -> FilterResult:
-        values = self.score(batch["caption"].to_pylist())
+        return self.result(batch, self.score(batch["caption"].to_pylist()))
+
+    def result(self, batch: pa.Table, values: list[Any]) -> FilterResult:
+        """The verdict for scores already computed: the score column added, `passes` applied."""
         if self.score_column is not None:
             from capbuild.table import SCORE_FIELDS
 
@@ -137,6 +140,7 @@ def make_filters(specs: list[str], context: FilterContext) -> list[Filter]:
 
 def _load_builtin_filters() -> None:
     # Importing the modules registers their filters.
+    import capbuild.filters.arabic
     import capbuild.filters.langid
     import capbuild.filters.pos
     import capbuild.filters.text  # noqa: F401

@@ -42,7 +42,7 @@ def candidate_codes(target: str, candidates: str | None) -> list[str] | None:
         codes = spec.split(",")
     else:
         codes = list(DEFAULT_CANDIDATES)
-    return sorted({c.strip().lower() for c in [*codes, target] if c.strip()})
+    return sorted({c.strip().lower() for c in [*codes, *target.split(",")] if c.strip()})
 
 
 @register_filter
@@ -60,9 +60,12 @@ class LanguageFilter(CaptionFilter):
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"lang={target}:{min_score}: the minimum confidence lies in [0, 1]")
         self.target, self.min_score = target.strip().lower(), min_score
+        # With several targets (a `--lang it,ar` build and `lang` alone) a row must be in its own language.
+        self.targets = [code.strip() for code in self.target.split(",") if code.strip()]
         codes = candidate_codes(self.target, candidates)
         languages = Language.all() if codes is None else [_language(c) for c in codes]
-        _language(self.target)
+        for code in self.targets:
+            _language(code)
         self.detector = LanguageDetectorBuilder.from_languages(*languages).build()
 
     @classmethod
@@ -96,7 +99,14 @@ class LanguageFilter(CaptionFilter):
                 batch = batch.drop_columns([name])
             batch = batch.append_column(name, pa.array(column, type=SCORE_FIELDS[name]))
         shown = [f"{code}:{confidence:.3f}" if code else UNDETECTED for code, confidence in values]
-        return FilterResult(batch, [self.passes(v) for v in values], shown)
+        if len(self.targets) == 1:
+            keep = [self.passes(v) for v in values]
+        else:
+            keep = [
+                code == row_lang and confidence >= self.min_score
+                for (code, confidence), row_lang in zip(values, batch["lang"].to_pylist(), strict=True)
+            ]
+        return FilterResult(batch, keep, shown)
 
     def describe(self) -> str:
         return f"lang={self.target}" + (f":{self.min_score:g}" if self.min_score else "")

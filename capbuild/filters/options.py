@@ -9,10 +9,9 @@ from __future__ import annotations
 import importlib.util
 import inspect
 from dataclasses import dataclass, fields
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
+from capbuild.cli_params import option
 from capbuild.filters.base import OPERATIONAL_OPTIONS
 
 POS_BACKENDS = ("spacy", "stanza", "hf")
@@ -54,57 +53,51 @@ class PosOptions:
         return cls(**{k: v for k, v in options.items() if k in names and v is not None})
 
 
-def _option(name: str, kind: Any, default: Any, flag: str, help: str) -> inspect.Parameter:
-    return inspect.Parameter(
-        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, typer.Option(flag, help=help)]
-    )
-
-
 OPERATIONAL_OPTIONS.update({"pos_workers", "pos_batch_size"})
 
 CLI_OPTIONS: list[inspect.Parameter] = [
-    _option(
+    option(
         "pos_backend",
         str,
         "spacy",
         "--pos-backend",
-        "POS tagger of --filter propn=R: spacy, stanza (Indonesian, Arabic, ...) or hf (transformers).",
+        help="POS tagger of --filter propn=R: spacy, stanza (Indonesian, Arabic, ...) or hf (transformers).",
     ),
-    _option(
+    option(
         "pos_model",
         str | None,
         None,
         "--pos-model",
-        "spaCy pipeline or transformers model (name or path); default: the language's spaCy *_sm pipeline.",
+        help="spaCy pipeline or transformers model (name or path); default: the language's spaCy *_sm pipeline.",
     ),
-    _option(
+    option(
         "pos_model_dir",
         str | None,
         None,
         "--pos-model-dir",
-        "Stanza resources folder (default: $STANZA_RESOURCES_DIR, then ~/stanza_resources).",
+        help="Stanza resources folder (default: $STANZA_RESOURCES_DIR, then ~/stanza_resources).",
     ),
-    _option(
+    option(
         "pos_tag_map",
         str | None,
         None,
         "--pos-tag-map",
-        "JSON file {model label: UPOS tag} for an hf model whose labels are neither UPOS nor CAMeL's.",
+        help="JSON file {model label: UPOS tag} for an hf model whose labels are neither UPOS nor CAMeL's.",
     ),
-    _option("pos_workers", int, 1, "--pos-workers", "POS tagging processes (spaCy n_process)."),
-    _option("pos_batch_size", int, 256, "--pos-batch-size", "Captions per POS tagging batch."),
-    _option(
+    option("pos_workers", int, 1, "--pos-workers", help="POS tagging processes (spaCy n_process)."),
+    option("pos_batch_size", int, 256, "--pos-batch-size", help="Captions per POS tagging batch."),
+    option(
         "propn_denominator",
         str,
         "words",
         "--propn-denominator",
-        "propn ratio over 'words' (punctuation, symbols, spaces not counted) or 'all' tokens.",
+        help="propn ratio over 'words' (punctuation, symbols, spaces not counted) or 'all' tokens.",
     ),
-    _option(
+    option(
         "lang_candidates",
         str | None,
         None,
         "--lang-candidates",
-        "Languages --filter lang may detect: 'it,en,fr' replaces the default set, '+ms,az' widens it, 'all'.",
+        help="Languages --filter lang may detect: 'it,en,fr' replaces the default set, '+ms,az' widens it, 'all'.",
     ),
 ]

@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from capbuild.filters.base import CaptionFilter, FilterContext, register_filter
+import pyarrow as pa
+
+from capbuild.filters.base import CaptionFilter, FilterContext, FilterResult, register_filter
 from capbuild.filters.options import PosOptions
 from capbuild.filters.pos_backends import PosBackend, check_backend, make_backend
 
@@ -44,12 +46,15 @@ class PropnFilter(CaptionFilter):
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"propn={threshold}: the threshold is a share of tokens in (0, 1], e.g. propn=0.8")
         self.threshold = threshold
-        self.lang = lang
+        # A build of several languages (`--lang it,ar`) tags each row with its own language's model.
+        self.langs = [code.strip() for code in lang.split(",") if code.strip()]
+        self.lang = self.langs[0]
         if options is not None and kwargs:
             raise TypeError("PropnFilter takes either options=PosOptions(...) or its fields as keywords, not both")
         self.options = options or PosOptions(**kwargs)
-        check_backend(lang, self.options)
-        self._backend: PosBackend | None = None
+        for code in self.langs:
+            check_backend(code, self.options)
+        self._backends: dict[str, PosBackend] = {}
 
     @classmethod
     def from_spec(cls, arg: str | None, context: FilterContext) -> PropnFilter:
@@ -59,16 +64,28 @@ class PropnFilter(CaptionFilter):
             raise ValueError(f"--filter propn takes a share such as propn=0.8 (got propn={arg})") from None
         return cls(threshold, context.lang, PosOptions.from_options(context.options))
 
-    @property
-    def backend(self) -> PosBackend:
-        """The tagger, loaded on first use (so that building the filter chain stays cheap)."""
-        if self._backend is None:
-            self._backend = make_backend(self.lang, self.options)
-        return self._backend
+    def backend(self, lang: str | None = None) -> PosBackend:
+        """The tagger of a language (default: the first), loaded on first use so that building
+        the filter chain stays cheap."""
+        code = lang if lang in self.langs else self.lang
+        if code not in self._backends:
+            self._backends[code] = make_backend(code, self.options)
+        return self._backends[code]
 
-    def score(self, captions: list[str]) -> list[float]:
-        tags = self.backend.tag(captions)
+    def score(self, captions: list[str], lang: str | None = None) -> list[float]:
+        tags = self.backend(lang).tag(captions)
         return [propn_ratio(t, self.options.propn_denominator) for t in tags]
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        if len(self.langs) == 1:
+            return super().apply(batch)
+        captions, langs = batch["caption"].to_pylist(), batch["lang"].to_pylist()
+        values: list[float] = [0.0] * len(captions)
+        for lang in sorted(set(langs), key=str):
+            rows = [i for i, row_lang in enumerate(langs) if row_lang == lang]
+            for i, value in zip(rows, self.score([captions[i] for i in rows], lang), strict=True):
+                values[i] = value
+        return self.result(batch, values)
 
     def passes(self, value: Any) -> bool:
         return value < self.threshold

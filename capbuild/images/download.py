@@ -11,9 +11,21 @@ uses the active session and would otherwise start its own local one.
 
 import json
 import os
+import shutil
 import sys
+from pathlib import Path
 
-from capbuild.images.stage import SPARK_MASTER_ENV
+from capbuild.images import polite
+
+# Spawned workers run this module's top level (as __mp_main__), not main(): politeness is installed
+# here, from the environment main() sets before img2dataset starts them.
+if polite.ENV_PACING_DIR in os.environ:
+    polite.install(float(os.environ[polite.ENV_PER_HOST_RPS]) or None, Path(os.environ[polite.ENV_PACING_DIR]))
+
+# Keys of the arguments file that are capbuild's, not img2dataset.download's.
+PER_HOST_RPS_KEY = "capbuild_per_host_rps"
+# The environment variable naming the Spark master for the pyspark distributor.
+SPARK_MASTER_ENV = "CAPBUILD_SPARK_MASTER"
 
 
 def main(args_path: str) -> None:
@@ -21,16 +33,21 @@ def main(args_path: str) -> None:
     import img2dataset
 
     with open(args_path, encoding="utf-8") as f:
-        args = json.load(f)
+        arguments = json.load(f)
+    # The worker processes share the pacing files of this run's folder (see capbuild.images.polite).
+    os.environ[polite.ENV_PER_HOST_RPS] = str(arguments.pop(PER_HOST_RPS_KEY, None) or 0.0)
+    pacing = Path(args_path).parent / "pacing"
+    shutil.rmtree(pacing, ignore_errors=True)
+    os.environ[polite.ENV_PACING_DIR] = str(pacing)
     master = os.environ.get(SPARK_MASTER_ENV)
-    if args.get("distributor") != "pyspark" or not master:
-        img2dataset.download(**args)
+    if arguments.get("distributor") != "pyspark" or not master:
+        img2dataset.download(**arguments)
         return
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.master(master).appName("capbuild-images").getOrCreate()
     try:
-        img2dataset.download(**args)
+        img2dataset.download(**arguments)
     finally:
         spark.stop()
 

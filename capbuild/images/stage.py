@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import webdataset as wds
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from capbuild.images.download import PER_HOST_RPS_KEY, SPARK_MASTER_ENV
 from capbuild.images.failures import failure_reason
 from capbuild.table import SCORE_FIELDS, part_files
 
@@ -34,7 +35,8 @@ SAMPLE_COLUMNS = ("source", "source_id", "split", "lang", "caption_orig", "lang_
 TABLE_KEY = "table_key"
 SPLIT_ORDER = ("train", "val", "test")
 SIZES_NAME = "sizes.json"
-SPARK_MASTER_ENV = "CAPBUILD_SPARK_MASTER"
+# Wikimedia (all of WIT's images) answers bursts with 429; 10 requests/s per host stays clear of it.
+DEFAULT_PER_HOST_RPS = 10.0
 
 
 @dataclass
@@ -50,6 +52,10 @@ class ImageOptions:
     threads: int = 16
     timeout: int = 10
     retries: int = 0
+    # Requests per second to any one host, whole build (0: unpaced); 429 Retry-After is honoured either way.
+    per_host_rps: float = DEFAULT_PER_HOST_RPS
+    # Names the crawler in the User-Agent; X-Robots-Tag directives aimed at it are honoured.
+    user_agent_token: str | None = None
     distributor: str = "multiprocessing"
     spark_master: str | None = None
     ray_address: str | None = None
@@ -64,7 +70,8 @@ class ImageOptions:
 
     def output_config(self) -> dict[str, Any]:
         config = asdict(self)
-        for operational in ("processes", "threads", "timeout", "retries", "distributor", "spark_master", "ray_address"):
+        operational_fields = ("processes", "threads", "timeout", "retries", "per_host_rps", "user_agent_token")
+        for operational in (*operational_fields, "distributor", "spark_master", "ray_address"):
             config.pop(operational)
         return config
 
@@ -88,6 +95,8 @@ def img2dataset_arguments(input_path: Path, shards: Path, options: ImageOptions,
         "thread_count": options.threads,
         "timeout": options.timeout,
         "retries": options.retries,
+        "user_agent_token": options.user_agent_token,
+        PER_HOST_RPS_KEY: options.per_host_rps,
         "distributor": options.distributor,
         "extract_exif": False,
         "enable_wandb": False,
@@ -203,17 +212,21 @@ def _finalise(splits: dict[str, list[str]], raw: Path, shards: Path, expected: i
     sizes: dict[str, int] = {}
     failed: Counter[str] = Counter()
     per_source: dict[str, Counter[str]] = {}
+    per_shard: dict[str, dict[str, Any]] = {}
     for name in (name for names in splits.values() for name in names):
         samples = _rewrite_shard(raw / name, shards / name)
         shutil.copyfile(raw / f"{name}_stats.json", shards / f"{name}_stats.json")
         sizes[f"{name}.tar"] = samples["status"].to_pylist().count("success")
+        shard_failed: Counter[str] = Counter()
         for status, message, source in zip(
             *(samples[c].to_pylist() for c in ("status", "error_message", "source")), strict=True
         ):
             outcome = "success" if status == "success" else failure_reason(message)
             per_source.setdefault(source, Counter())[outcome] += 1
             if status != "success":
-                failed[outcome] += 1
+                shard_failed[outcome] += 1
+        failed.update(shard_failed)
+        per_shard[f"{name}.tar"] = shard_counts(len(samples), sizes[f"{name}.tar"], shard_failed)
     (shards / SIZES_NAME).write_text(json.dumps(sizes, indent=2, sort_keys=True) + "\n")
     attempted = sum(sum(c.values()) for c in per_source.values())
     if attempted != expected:
@@ -225,6 +238,17 @@ def _finalise(splits: dict[str, list[str]], raw: Path, shards: Path, expected: i
         "shards": len(sizes),
         "splits": {split: [f"{name}.tar" for name in names] for split, names in splits.items()},
         "per_source": {s: dict(sorted(c.items())) for s, c in sorted(per_source.items())},
+        "per_shard": per_shard,
+    }
+
+
+def shard_counts(attempted: int, success: int, failed: Counter[str]) -> dict[str, Any]:
+    """One shard's line in the manifest: attempts, successes, success rate, failures by reason."""
+    return {
+        "attempted": attempted,
+        "success": success,
+        "success_rate": round(success / attempted, 4) if attempted else None,
+        "failed": dict(sorted(failed.items())),
     }
 
 

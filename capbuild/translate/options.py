@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import inspect
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
+from capbuild.cli_params import option
 from capbuild.filters.base import OPERATIONAL_OPTIONS
-
-
-def _option(name: str, kind: Any, default: Any, *flags: str, help: str) -> inspect.Parameter:
-    annotation = Annotated[kind, typer.Option(*flags, help=help)]
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-
 
 # Where and in what batches translation runs; the cache keeps a resumed build's translations as they were.
 OPERATIONAL_OPTIONS.update({"mt_devices", "mt_batch_tokens", "mt_cache"})
 
 TRANSLATE_OPTIONS = [
-    _option("translate", bool, False, "--translate", help="Translate the captions from --src-lang into --lang."),
-    _option("mt_model", str | None, None, "--mt-model", help="CTranslate2 model folder (capbuild translate convert)."),
-    _option("src_lang", str, "en", "--src-lang", help="Language of the source captions when translating."),
-    _option("beam_size", int, 1, "--beam-size", help="Beam size (1: greedy)."),
-    _option("mt_batch_tokens", int | None, None, "--mt-batch-tokens", help="Tokens a batch (8192 GPU, 2048 CPU)."),
-    _option("mt_devices", str, "auto", "--mt-devices", help="'auto' (all GPUs, else CPU), 'cpu', or GPU indices: 0,1."),
-    _option("mt_compute_type", str | None, None, "--mt-compute-type", help="Default int8_float16 on GPU, int8 on CPU."),
-    _option("mt_cache", str | None, None, "--mt-cache", help="Translation cache folder (default: user cache dir)."),
-    _option("mt_repetition_penalty", float, 1.0, "--mt-repetition-penalty", help="Penalty (>1) on repeated tokens."),
-    _option("mt_no_repeat_ngram", int, 0, "--mt-no-repeat-ngram", help="Forbid repeated n-grams of this size."),
+    option("translate", bool, False, "--translate", help="Translate the captions from --src-lang into --lang."),
+    option("mt_model", str | None, None, "--mt-model", help="CTranslate2 model folder (capbuild translate convert)."),
+    option("src_lang", str, "en", "--src-lang", help="Language of the source captions when translating."),
+    option("beam_size", int, 1, "--beam-size", help="Beam size (1: greedy)."),
+    option("mt_batch_tokens", int | None, None, "--mt-batch-tokens", help="Tokens a batch (8192 GPU, 2048 CPU)."),
+    option("mt_devices", str, "auto", "--mt-devices", help="'auto' (all GPUs, else CPU), 'cpu', or GPU indices: 0,1."),
+    option("mt_compute_type", str | None, None, "--mt-compute-type", help="Default int8_float16 on GPU, int8 on CPU."),
+    option("mt_cache", str | None, None, "--mt-cache", help="Translation cache folder (default: user cache dir)."),
+    option("mt_repetition_penalty", float, 1.0, "--mt-repetition-penalty", help="Penalty (>1) on repeated tokens."),
+    option("mt_no_repeat_ngram", int, 0, "--mt-no-repeat-ngram", help="Forbid repeated n-grams of this size."),
 ]  # fmt: skip
 
 

@@ -1,0 +1,76 @@
+"""Input files of the web builders: local paths, folders, globs and fsspec URLs (s3://, gs://, hf://, https://).
+
+Local files are opened by pyarrow (C++ decompression); everything else through fsspec, with the
+compression inferred from the name (.gz, .bz2, .zst, ... as fsspec knows them).
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+from pathlib import Path
+from typing import BinaryIO
+
+import fsspec
+import pyarrow as pa
+from fsspec.core import url_to_fs
+from fsspec.utils import infer_compression
+
+GLOB_CHARS = ("*", "?", "[")
+
+
+def is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Each input as a sorted list of files: a glob is expanded, a folder lists its files.
+
+    Raises a ValueError naming the input when it matches nothing.
+    """
+    files: list[str] = []
+    for item in inputs:
+        found = _expand_local(item) if is_local(item) else _expand_remote(item)
+        if not found:
+            raise ValueError(f"--input {item!r} matches no file; check the path (quote globs so the shell keeps them)")
+        files.extend(found)
+    return files
+
+
+def _expand_local(item: str) -> list[str]:
+    path = item.removeprefix("file://")
+    if any(c in path for c in GLOB_CHARS):
+        return sorted(p for p in glob.glob(path) if Path(p).is_file())
+    if Path(path).is_dir():
+        return sorted(str(p) for p in Path(path).iterdir() if p.is_file() and not p.name.startswith("."))
+    return [path] if Path(path).is_file() else []
+
+
+def _expand_remote(item: str) -> list[str]:
+    fs, path = url_to_fs(item)
+    if any(c in path for c in GLOB_CHARS):
+        return sorted(fs.unstrip_protocol(p) for p in fs.glob(path))
+    if fs.isdir(path):
+        return sorted(fs.unstrip_protocol(p) for p in fs.find(path))
+    return [item] if fs.exists(path) else []
+
+
+def open_binary(url: str) -> BinaryIO:
+    """A decompressed binary stream of one input file (close it after use)."""
+    if is_local(url):
+        path = url.removeprefix("file://")
+        compression = infer_compression(path)
+        return pa.input_stream(path, compression=compression)  # type: ignore[return-value]
+    return fsspec.open(url, "rb", compression="infer").open()
+
+
+def open_text(url: str) -> io.TextIOWrapper:
+    """A decompressed UTF-8 text stream (invalid bytes replaced, universal newlines)."""
+    return io.TextIOWrapper(open_binary(url), encoding="utf-8", errors="replace", newline=None)
+
+
+def base_name(url: str) -> str:
+    """The file name of an input, without its compression suffix (for split names and source ids)."""
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    compression = infer_compression(name)
+    return name.rsplit(".", 1)[0] if compression else name

@@ -1,0 +1,248 @@
+"""Any table of (image URL or path, caption): TSV, CSV, JSONL or parquet, one row per image.
+
+A caption column may hold one caption or a list of them (a JSON/parquet list, or a list written as
+text in a CSV cell: '["a", "b"]'). Columns other than the image, caption and id columns go to `meta`.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from capbuild.builders.base import Builder, SourceInfo, file_url, find_image, split_from_name
+from capbuild.builders.inputs import base_name, expand_inputs, is_local, open_binary, open_text
+from capbuild.builders.mime import undecodable_reason
+from capbuild.table import make_row
+
+FORMATS = ("tsv", "csv", "jsonl", "parquet")
+SUFFIX_FORMATS = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
+                  ".parquet": "parquet"}  # fmt: skip
+URL_SCHEMES = ("http://", "https://", "file://")
+PARQUET_BATCH = 10_000
+
+# Real caption cells can be long (WIT context, scraped alt text); the csv module's default cap is 128 KiB.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+PAIRS_INFO = SourceInfo(name="pairs", license="other", citation="", homepage="")
+
+
+def table_format(url: str, forced: str | None = None) -> str:
+    """The table format: `forced`, else the file extension (compression suffix ignored)."""
+    if forced:
+        if forced not in FORMATS:
+            raise ValueError(f"--format must be one of {', '.join(FORMATS)} (got {forced!r})")
+        return forced
+    name = base_name(url)
+    suffix = name[name.rfind(".") :].lower() if "." in name else ""
+    if suffix not in SUFFIX_FORMATS:
+        raise ValueError(f"cannot tell the format of {url} from its extension: pass --format ({', '.join(FORMATS)})")
+    return SUFFIX_FORMATS[suffix]
+
+
+@dataclass
+class PairsBuilder(Builder):
+    """Rows from tables naming an image (`url_col`: http(s)/file URLs, or `path_col`: file paths,
+    relative ones looked up in `image_dirs` then beside the table) and its caption(s) (`caption_col`).
+
+    `columns` names the columns of a table without a header row (CSV/TSV). The source id is the
+    `id_col` value, else FILE:ROW (0-based data row).
+    """
+
+    inputs: list[str] = field(default_factory=list)
+    url_col: str | None = None
+    path_col: str | None = None
+    caption_col: str = "caption"
+    id_col: str | None = None
+    image_dirs: list[Path] = field(default_factory=list)
+    format: str | None = None
+    source: str = "pairs"
+    columns: list[str] | None = None
+    info: SourceInfo = field(default=PAIRS_INFO, init=False)
+
+    def __post_init__(self) -> None:
+        if (self.url_col is None) == (self.path_col is None):
+            raise ValueError("name the image column with exactly one of --url-col (URLs) or --path-col (file paths)")
+        if "," in self.lang:
+            raise ValueError(f"a pairs table holds captions in one language; --lang {self.lang!r} names several")
+        if not self.inputs:
+            raise ValueError("pass the table files with --input")
+        if self.source != PAIRS_INFO.name:
+            self.info = SourceInfo(name=self.source, license="other", citation="", homepage="")
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "inputs": list(self.inputs),
+            "url_col": self.url_col,
+            "path_col": self.path_col,
+            "caption_col": self.caption_col,
+            "id_col": self.id_col,
+            "images": [str(p) for p in self.image_dirs],
+            "format": self.format,
+            "source": self.source,
+            "columns": self.columns,
+            "lang": self.lang,
+        }
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        for url in expand_inputs(self.inputs):
+            name = base_name(url)
+            split = split_from_name(name)
+            for number, record in enumerate(self.records(url)):
+                row = self._row(record, url, name, split, number)
+                if row is not None:
+                    yield row
+
+    def records(self, url: str) -> Iterator[dict[str, Any]]:
+        """The file's rows as dicts; rows that cannot be parsed are counted and skipped."""
+        kind = table_format(url, self.format)
+        if kind == "parquet":
+            yield from _parquet_records(url)
+        elif kind == "jsonl":
+            yield from self._jsonl_records(url)
+        else:
+            yield from self._delimited_records(url, "\t" if kind == "tsv" else ",")
+
+    def _delimited_records(self, url: str, delimiter: str) -> Iterator[dict[str, Any]]:
+        with open_text(url) as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            header = self.columns_for(url) or next(reader, None)
+            if header is None:
+                return
+            header = [h.lstrip("\ufeff").strip() for h in header]
+            for fields in reader:
+                if not fields:
+                    continue
+                if len(fields) != len(header):
+                    self.skipped["malformed_row"] += 1
+                    continue
+                yield dict(zip(header, fields, strict=True))
+
+    def columns_for(self, url: str) -> list[str] | None:
+        """Column names of a headerless file (None: the file's first row is its header)."""
+        return self.columns
+
+    def declared_mime_type(self, record: dict[str, Any]) -> str | None:
+        """The image type a row declares (None: judge by the URL's extension)."""
+        return None
+
+    def _jsonl_records(self, url: str) -> Iterator[dict[str, Any]]:
+        with open_text(url) as f:
+            first = f.read(1)
+            while first.isspace():
+                first = f.read(1)
+            if first == "[":
+                records = json.loads(first + f.read())
+                yield from (r if isinstance(r, dict) else {} for r in records)
+                return
+            for number, line in enumerate(f):
+                text = first + line if number == 0 else line
+                if not text.strip():
+                    continue
+                try:
+                    record = json.loads(text)
+                except json.JSONDecodeError:
+                    self.skipped["malformed_json_line"] += 1
+                    continue
+                if not isinstance(record, dict):
+                    self.skipped["malformed_json_line"] += 1
+                    continue
+                yield record
+
+    def _row(self, record: dict[str, Any], url: str, name: str, split: str, number: int) -> dict[str, Any] | None:
+        image_col = self.url_col or self.path_col
+        if image_col not in record or self.caption_col not in record:
+            missing = [c for c in (image_col, self.caption_col) if c not in record]
+            raise ValueError(f"{url} has no column {missing[0]!r}; its columns are {sorted(record)}")
+        image_url = self._image_url(record.get(image_col), url)
+        if image_url is None:
+            return None
+        reason = undecodable_reason(self.declared_mime_type(record), image_url)
+        if reason is not None:
+            self.skipped[reason] += 1
+            return None
+        captions = self._captions(record.get(self.caption_col))
+        if not captions:
+            self.skipped["empty_caption"] += 1
+            return None
+        source_id = _text(record.get(self.id_col)) if self.id_col else f"{name}:{number}"
+        if not source_id:
+            self.skipped["empty_id"] += 1
+            return None
+        used = {image_col, self.caption_col, self.id_col}
+        meta = {k: v for k, v in record.items() if k not in used and _is_scalar(v) and v not in ("", None)}
+        return make_row(
+            source=self.source,
+            source_id=source_id,
+            split=split,
+            image_url=image_url,
+            captions=captions,
+            lang=self.lang,
+            meta=meta,
+        )
+
+    def _image_url(self, value: Any, table_url: str) -> str | None:
+        text = _text(value)
+        if not text:
+            self.skipped["empty_image"] += 1
+            return None
+        if self.url_col:
+            if not text.startswith(URL_SCHEMES):
+                self.skipped["not_a_url"] += 1
+                return None
+            return text
+        path = Path(text)
+        dirs = list(self.image_dirs)
+        if is_local(table_url):
+            dirs.append(Path(table_url.removeprefix("file://")).parent)
+        if path.is_absolute():
+            if path.is_file() or not dirs:
+                return file_url(path)
+            return file_url(find_image(dirs, path.name))
+        return file_url(find_image(dirs, text, path.name))
+
+    def _captions(self, value: Any) -> list[str]:
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            value = _parse_list(value)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        captions: list[str] = []
+        for item in items:
+            text = _text(item)
+            if text:
+                captions.append(text)
+        return captions
+
+
+def _parquet_records(url: str) -> Iterator[dict[str, Any]]:
+    with open_binary(url) as f:
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=PARQUET_BATCH):
+            yield from batch.to_pylist()
+
+
+def _parse_list(text: str) -> Any:
+    """A list written in a text cell, as JSON or as Python's repr (pandas' to_csv of a list)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, (list, dict)):
+        return ""
+    return str(value).strip()
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool))

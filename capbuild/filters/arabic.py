@@ -1,0 +1,95 @@
+"""Arabic caption preprocessing, as the WAP (Arabic CLIP) card describes it, for any Arabic build:
+
+    --filter ar-normalize        strip diacritics (tashkeel) and tatweel; digits and Latin words stay
+    --filter ar-min-tokens=3     drop captions with fewer than 3 tokens (after normalisation)
+
+Both leave rows in other languages untouched, so they are safe in a mixed build (`--lang ar,en`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pyarrow as pa
+
+from capbuild.filters.base import CaptionFilter, Filter, FilterContext, FilterResult, register_filter
+
+# Harakat, tanwin, shadda, sukun (U+064B-U+065F), superscript alef (U+0670), Quranic annotation
+# marks (U+06D6-U+06ED) and tatweel (U+0640, the elongation stroke).
+TASHKEEL = "\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e8\u06ea-\u06ed"
+TATWEEL = "\u0640"
+STRIP = re.compile(f"[{TASHKEEL}{TATWEEL}]")
+SPACES = re.compile(r"\s+")
+# A token counts when it holds a letter or a digit of any script (Arabic, Latin, Arabic-Indic digits).
+WORD = re.compile(r"\w", re.UNICODE)
+
+
+def normalise_arabic(text: str) -> str:
+    """`text` without tashkeel and tatweel, whitespace collapsed; every other character kept."""
+    return SPACES.sub(" ", STRIP.sub("", text)).strip()
+
+
+def count_tokens(text: str) -> int:
+    """Whitespace tokens that hold a letter or digit (a lone punctuation mark is no token)."""
+    return sum(1 for token in text.split() if WORD.search(token))
+
+
+def _is_arabic(lang: str | None) -> bool:
+    return (lang or "").split("-")[0] in ("ar", "arz", "ary", "apc", "acm")
+
+
+@register_filter
+class ArabicNormalizeFilter(Filter):
+    """Rewrites `caption` and `captions` of Arabic rows with `normalise_arabic`; drops a row only when
+    nothing is left of its caption (a caption made of diacritics)."""
+
+    name = "ar-normalize"
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        columns = (batch[name].to_pylist() for name in ("lang", "caption", "captions"))
+        captions, caption_lists = [], []
+        for lang, caption, others in zip(*columns, strict=True):
+            if _is_arabic(lang):
+                caption = normalise_arabic(caption or "")
+                others = [t for t in (normalise_arabic(c) for c in others or []) if t]
+            captions.append(caption)
+            caption_lists.append(others)
+        index = batch.schema.get_field_index
+        batch = batch.set_column(index("caption"), "caption", pa.array(captions, pa.string()))
+        batch = batch.set_column(index("captions"), "captions", pa.array(caption_lists, pa.list_(pa.string())))
+        keep = [bool(c) for c in captions]
+        return FilterResult(batch, keep, ["" if k else "empty after normalisation" for k in keep])
+
+
+@register_filter
+class ArabicMinTokensFilter(CaptionFilter):
+    """Drops Arabic captions with fewer than N tokens: '--filter ar-min-tokens=3' (WAP's threshold)."""
+
+    name = "ar-min-tokens"
+
+    def __init__(self, minimum: int = 3) -> None:
+        self.minimum = minimum
+        self._langs: list[str | None] = []
+
+    @classmethod
+    def from_spec(cls, arg: str | None, context: FilterContext) -> ArabicMinTokensFilter:
+        if arg is None:
+            return cls()
+        if not arg.strip().isdigit():
+            raise ValueError(f"--filter ar-min-tokens takes a whole number, e.g. ar-min-tokens=3 (got {arg!r})")
+        return cls(int(arg))
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        self._langs = batch["lang"].to_pylist()
+        return super().apply(batch)
+
+    def score(self, captions: list[str]) -> list[Any]:
+        pairs = zip(captions, self._langs, strict=True)
+        return [count_tokens(c or "") if _is_arabic(lang) else None for c, lang in pairs]
+
+    def passes(self, value: Any) -> bool:
+        return value is None or value >= self.minimum
+
+    def describe(self) -> str:
+        return f"{self.name}={self.minimum}"
