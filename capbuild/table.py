@@ -139,3 +139,10 @@ def iter_batches(table: pa.Table, size: int) -> Iterator[pa.Table]:
     """Consecutive slices of at most `size` rows."""
     for start in range(0, len(table), size):
         yield table.slice(start, size)
+
+
+def with_captions(table: pa.Table, captions: list[str], caption_lists: list[list[str]]) -> pa.Table:
+    """`table` with its `caption` and `captions` columns replaced (for filters that rewrite text)."""
+    index = table.schema.get_field_index
+    table = table.set_column(index("caption"), "caption", pa.array(captions, pa.string()))
+    return table.set_column(index("captions"), "captions", pa.array(caption_lists, pa.list_(pa.string())))

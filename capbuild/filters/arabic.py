@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from capbuild.filters.base import CaptionFilter, Filter, FilterContext, FilterResult, register_filter
+from capbuild.table import with_captions
 
 # Harakat, tanwin, shadda, sukun (U+064B-U+065F), superscript alef (U+0670), Quranic annotation
 # marks (U+06D6-U+06ED) and tatweel (U+0640, the elongation stroke).
@@ -55,9 +56,7 @@ class ArabicNormalizeFilter(Filter):
                 others = [t for t in (normalise_arabic(c) for c in others or []) if t]
             captions.append(caption)
             caption_lists.append(others)
-        index = batch.schema.get_field_index
-        batch = batch.set_column(index("caption"), "caption", pa.array(captions, pa.string()))
-        batch = batch.set_column(index("captions"), "captions", pa.array(caption_lists, pa.list_(pa.string())))
+        batch = with_captions(batch, captions, caption_lists)
         keep = [bool(c) for c in captions]
         return FilterResult(batch, keep, ["" if k else "empty after normalisation" for k in keep])
 

@@ -12,6 +12,7 @@ import ftfy
 import pyarrow as pa
 
 from capbuild.filters.base import CaptionFilter, Filter, FilterContext, FilterResult, register_filter
+from capbuild.table import with_captions
 
 WHITESPACE = re.compile(r"\s+")
 # ASCII punctuation, Latin-1 and general punctuation, CJK and Arabic punctuation marks.
@@ -43,9 +44,7 @@ class CleanFilter(Filter):
     def apply(self, batch: pa.Table) -> FilterResult:
         captions = [clean_text(c or "") for c in batch["caption"].to_pylist()]
         caption_lists = [[t for t in (clean_text(c) for c in cs or []) if t] for cs in batch["captions"].to_pylist()]
-        index = batch.schema.get_field_index
-        batch = batch.set_column(index("caption"), "caption", pa.array(captions, pa.string()))
-        batch = batch.set_column(index("captions"), "captions", pa.array(caption_lists, pa.list_(pa.string())))
+        batch = with_captions(batch, captions, caption_lists)
         keep = [bool(c) for c in captions]
         return FilterResult(batch, keep, ["" if k else "empty" for k in keep])
 
