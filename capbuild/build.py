@@ -23,7 +23,7 @@ from capbuild.filters.base import OPERATIONAL_OPTIONS, Filter, FilterContext, ma
 from capbuild.filters.chain import FilterChain
 from capbuild.images.stage import ImageOptions, run_image_stage
 from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest
-from capbuild.text_stage import TEXT_BATCH_ROWS, run_text_stage  # noqa: F401  (TEXT_BATCH_ROWS: imported from here)
+from capbuild.text_stage import run_text_stage
 
 WORK_DIR = ".work"
 OWNED_PATHS = ("captions", "rejected", "shards", WORK_DIR, "manifest.json", "README.md")

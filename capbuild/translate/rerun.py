@@ -10,11 +10,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from capbuild.build import TEXT_BATCH_ROWS, WORK_DIR
+from capbuild.build import WORK_DIR
 from capbuild.filters.base import FilterContext
 from capbuild.filters.chain import FilterChain
 from capbuild.manifest import fingerprint, load_manifest, save_manifest
 from capbuild.table import SCORE_FIELDS, caption_schema, conform, iter_batches, read_parts, rejected_schema, write_part
+from capbuild.text_stage import TEXT_BATCH_ROWS
 from capbuild.translate.filters import DegenerateTranslationFilter, TranslateFilter, translation_filters
 
 TRANSLATE_FILTERS = (TranslateFilter.name, DegenerateTranslationFilter.name)
