@@ -13,8 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from capbuild.filters.base import CaptionFilter, Filter, FilterContext, FilterResult, register_filter
-from capbuild.table import with_captions
+from capbuild.filters.base import CaptionFilter, CaptionRewriter, FilterContext, FilterResult, register_filter
 
 # Harakat, tanwin, shadda, sukun (U+064B-U+065F), superscript alef (U+0670), Quranic annotation
 # marks (U+06D6-U+06ED) and tatweel (U+0640, the elongation stroke).
@@ -41,24 +40,19 @@ def _is_arabic(lang: str | None) -> bool:
 
 
 @register_filter
-class ArabicNormalizeFilter(Filter):
+class ArabicNormalizeFilter(CaptionRewriter):
     """Rewrites `caption` and `captions` of Arabic rows with `normalise_arabic`; drops a row only when
     nothing is left of its caption (a caption made of diacritics)."""
 
     name = "ar-normalize"
 
-    def apply(self, batch: pa.Table) -> FilterResult:
-        columns = (batch[name].to_pylist() for name in ("lang", "caption", "captions"))
-        captions, caption_lists = [], []
-        for lang, caption, others in zip(*columns, strict=True):
-            if _is_arabic(lang):
-                caption = normalise_arabic(caption or "")
-                others = [t for t in (normalise_arabic(c) for c in others or []) if t]
-            captions.append(caption)
-            caption_lists.append(others)
-        batch = with_captions(batch, captions, caption_lists)
-        keep = [bool(c) for c in captions]
-        return FilterResult(batch, keep, ["" if k else "empty after normalisation" for k in keep])
+    empty_value = "empty after normalisation"
+
+    def rewrite(self, text: str) -> str:
+        return normalise_arabic(text)
+
+    def rewrites(self, lang: str | None) -> bool:
+        return _is_arabic(lang)
 
 
 @register_filter
@@ -69,7 +63,6 @@ class ArabicMinTokensFilter(CaptionFilter):
 
     def __init__(self, minimum: int = 3) -> None:
         self.minimum = minimum
-        self._langs: list[str | None] = []
 
     @classmethod
     def from_spec(cls, arg: str | None, context: FilterContext) -> ArabicMinTokensFilter:
@@ -80,12 +73,13 @@ class ArabicMinTokensFilter(CaptionFilter):
         return cls(int(arg))
 
     def apply(self, batch: pa.Table) -> FilterResult:
-        self._langs = batch["lang"].to_pylist()
-        return super().apply(batch)
+        return self.result(batch, self.score(batch["caption"].to_pylist(), batch["lang"].to_pylist()))
 
-    def score(self, captions: list[str]) -> list[Any]:
-        pairs = zip(captions, self._langs, strict=True)
-        return [count_tokens(c or "") if _is_arabic(lang) else None for c, lang in pairs]
+    def score(self, captions: list[str], langs: list[str | None] | None = None) -> list[Any]:
+        """Token counts of the Arabic captions (all captions when no languages are given); None
+        for the rows of other languages, which are kept."""
+        langs = langs if langs is not None else ["ar"] * len(captions)
+        return [count_tokens(c or "") if _is_arabic(lang) else None for c, lang in zip(captions, langs, strict=True)]
 
     def passes(self, value: Any) -> bool:
         return value is None or value >= self.minimum

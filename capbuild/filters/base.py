@@ -90,6 +90,37 @@ class CaptionFilter(Filter):
         return FilterResult(batch, [self.passes(v) for v in values], values)
 
 
+class CaptionRewriter(Filter):
+    """Rewrites `caption` and every entry of `captions` with `rewrite` (on the rows `rewrites`
+    accepts); drops a row whose caption is left empty, and an entry of `captions` left empty."""
+
+    empty_value: ClassVar[str] = "empty"
+
+    @abstractmethod
+    def rewrite(self, text: str) -> str:
+        """The rewritten text."""
+
+    def rewrites(self, lang: str | None) -> bool:
+        """Whether rows in this language are rewritten (all by default)."""
+        return True
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        from capbuild.table import with_captions
+
+        columns = (batch[name].to_pylist() for name in ("lang", "caption", "captions"))
+        captions, caption_lists = [], []
+        for lang, caption, others in zip(*columns, strict=True):
+            if self.rewrites(lang):
+                caption = self.rewrite(caption or "")
+                others = [t for t in (self.rewrite(c) for c in others or []) if t]
+            captions.append(caption)
+            caption_lists.append(others)
+        keep = [bool(c) for c in captions]
+        return FilterResult(
+            with_captions(batch, captions, caption_lists), keep, ["" if k else self.empty_value for k in keep]
+        )
+
+
 FILTERS: dict[str, type[Filter]] = {}
 
 # Filter options that change how fast a build runs but not what it writes (workers, batch sizes):

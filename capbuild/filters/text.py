@@ -11,8 +11,7 @@ from typing import Any
 import ftfy
 import pyarrow as pa
 
-from capbuild.filters.base import CaptionFilter, Filter, FilterContext, FilterResult, register_filter
-from capbuild.table import with_captions
+from capbuild.filters.base import CaptionFilter, CaptionRewriter, Filter, FilterContext, FilterResult, register_filter
 
 WHITESPACE = re.compile(r"\s+")
 # ASCII punctuation, Latin-1 and general punctuation, CJK and Arabic punctuation marks.
@@ -36,17 +35,13 @@ def normalise_for_dedup(text: str) -> str:
 
 
 @register_filter
-class CleanFilter(Filter):
-    """Cleans `caption` and every entry of `captions`; drops rows left with an empty caption."""
+class CleanFilter(CaptionRewriter):
+    """Cleans `caption` and every entry of `captions` (clean_text); drops rows left with an empty caption."""
 
     name = "clean"
 
-    def apply(self, batch: pa.Table) -> FilterResult:
-        captions = [clean_text(c or "") for c in batch["caption"].to_pylist()]
-        caption_lists = [[t for t in (clean_text(c) for c in cs or []) if t] for cs in batch["captions"].to_pylist()]
-        batch = with_captions(batch, captions, caption_lists)
-        keep = [bool(c) for c in captions]
-        return FilterResult(batch, keep, ["" if k else "empty" for k in keep])
+    def rewrite(self, text: str) -> str:
+        return clean_text(text)
 
 
 @register_filter
