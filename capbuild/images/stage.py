@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -19,11 +18,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import webdataset as wds
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from capbuild.images.download import PER_HOST_RPS_KEY, SPARK_MASTER_ENV
 from capbuild.images.failures import failure_reason
+from capbuild.images.shards import Sample, read_samples, write_samples
 from capbuild.table import SCORE_FIELDS, part_files
 
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
@@ -262,17 +261,13 @@ def _rewrite_shard(raw: Path, final: Path) -> pa.Table:
     table_keys = samples[TABLE_KEY]
     samples = samples.drop_columns(["key", TABLE_KEY]).add_column(0, "key", table_keys)
     pq.write_table(samples, final.with_suffix(".parquet"))
-    with tarfile.open(raw.with_suffix(".tar")) as source, final.with_suffix(".tar").open("wb") as target:
-        members: dict[str, dict[str, tarfile.TarInfo]] = {}
-        for member in source.getmembers():
-            key, _, extension = member.name.partition(".")
-            members.setdefault(key, {})[extension] = member
-        writer = wds.TarWriter(target, mtime=0.0)
-        for raw_key in sorted(members):
-            fields = {ext: source.extractfile(m).read() for ext, m in members[raw_key].items()}  # type: ignore[union-attr]
-            meta = json.loads(fields["json"])
-            meta["key"] = meta.pop(TABLE_KEY)
-            fields["json"] = json.dumps(meta, ensure_ascii=False).encode()
-            writer.write({"__key__": meta["key"], **fields})
-        writer.close()
+    by_key = dict(read_samples(raw.with_suffix(".tar")))
+    write_samples((_with_table_key(by_key[raw_key]) for raw_key in sorted(by_key)), final.with_suffix(".tar"))
     return samples
+
+
+def _with_table_key(fields: dict[str, bytes]) -> Sample:
+    """img2dataset's sample re-keyed by the caption table's key (carried in its json as TABLE_KEY)."""
+    meta = json.loads(fields["json"])
+    meta["key"] = meta.pop(TABLE_KEY)
+    return meta["key"], {**fields, "json": json.dumps(meta, ensure_ascii=False).encode()}
