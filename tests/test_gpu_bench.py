@@ -69,6 +69,7 @@ def test_tiny_run_reports_every_part(tmp_path):
     report = json.loads((out / "gpu.json").read_text())
     assert set(report["parts"]) == {"translation", "training", "embedding"}
     for part in report["parts"].values():
+        assert "failed" not in part, part["failed"]
         assert part["figures"] or part["skipped"]
         assert all(reason.strip() for reason in part["skipped"].values())
     translation = report["parts"]["translation"]

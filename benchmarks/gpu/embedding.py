@@ -36,15 +36,20 @@ def missing_stage() -> str | None:
     return None
 
 
-def embedding_pass(shards: list[Path], folder: Path, model: Path, batch: int, workers: int) -> tuple[Any, int]:
-    """The stage's pass over `shards` into `folder` (the one place this suite calls it: adapt here when
-    its API moves); returns the encoder and the number of images embedded."""
-    from capbuild.imagefilters.embed import PassOptions, embed_shards
+# The two calls into capbuild's image-filter stage (adapt here when its API moves).
+
+
+def load_encoder(model: Path) -> Any:
     from capbuild.models.dual_encoder import load_dual_encoder
 
-    encoder = load_dual_encoder(str(model))
-    counts = embed_shards(shards, folder, [encoder], False, PassOptions(batch_size=batch, workers=workers))
-    return encoder, counts
+    return load_dual_encoder(str(model))
+
+
+def embedding_pass(shards: list[Path], folder: Path, encoder: Any, batch: int, workers: int) -> dict[str, int]:
+    """The stage's pass over `shards`, embeddings written to `folder`; returns its counts."""
+    from capbuild.imagefilters.embed import PassOptions, embed_shards
+
+    return embed_shards(shards, folder, [encoder], False, PassOptions(batch_size=batch, workers=workers))
 
 
 def run_part(record: PartRecord, budget: Budget, work: Path, tiny: bool) -> None:
@@ -64,12 +69,14 @@ def run_part(record: PartRecord, budget: Budget, work: Path, tiny: bool) -> None
         loader_workers=sizes.workers,
         setup_seconds=round(time.monotonic() - started, 1),
     )
-    embedding_pass(shards[:1], work / "embeddings-warmup", model, sizes.batch, sizes.workers)
-    folder = work / "embeddings"
-    shutil.rmtree(folder, ignore_errors=True)
+    encoder = load_encoder(model)
+    warmup, folder = work / "embeddings-warmup", work / "embeddings"
+    for path in (warmup, folder):
+        shutil.rmtree(path, ignore_errors=True)  # the pass reuses finished shards: start empty
+    embedding_pass(shards[:1], warmup, encoder, sizes.batch, sizes.workers)
     with GpuMonitor() as monitor:
         begun = time.perf_counter()
-        encoder, counts = embedding_pass(shards, folder, model, sizes.batch, sizes.workers)
+        counts = embedding_pass(shards, folder, encoder, sizes.batch, sizes.workers)
         seconds = time.perf_counter() - begun
     record.figure(
         NAME,

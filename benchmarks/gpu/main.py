@@ -79,7 +79,9 @@ def run_suite(args: argparse.Namespace, work: Path) -> None:
         finished = run_bounded(argv, seconds + 5, log=part_work / "part.log")
         record = PartRecord.load(shared / f"{name}.json", name)
         if not finished.ok:
-            record.note(f"the part's process {finished.describe()}")
+            record.data["failed"] = f"the part's process {finished.describe()} (see logs.txt)"
+            if not record.data["figures"]:
+                record.skip(name, record.data["failed"])
         record.data["seconds"] = round(finished.seconds, 1)
         report["parts"][name] = record.data
         report["seconds"] = round(time.monotonic() - started, 1)

@@ -7,7 +7,7 @@ from typing import Any
 
 REFERENCES = [
     {
-        "what": "CTranslate2 4.x, OPUS-MT en-de, greedy, NVIDIA A10G (CTranslate2's README benchmark)",
+        "what": "CTranslate2's README: OPUS-MT en-de on newstest2014, NVIDIA A10G, its benchmark scripts' settings",
         "figures": "int8 7,522 and float16 9,297 target tokens/s; transformers (PyTorch) 1,023 target tokens/s",
     },
     {
@@ -105,6 +105,8 @@ def _part(name: str, part: dict[str, Any]) -> list[str]:
         lines.append("")
     lines += [f"- skipped **{run}**: {reason}" for run, reason in part.get("skipped", {}).items()]
     lines += [f"- note: {note}" for note in part.get("notes", [])]
+    if part.get("failed"):
+        lines.append(f"- **failed**: {part['failed']}")
     return [*lines, ""]
 
 

@@ -3,19 +3,21 @@ as local checkpoints with their processors, and the dual encoder `capbuild train
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 # BERT-base's own vocabulary size: the tokenizer below knows 200 words, but the embedding table (and
 # its optimizer state) is full size, as in a real run.
 BERT_VOCAB = 30522
+# The test suite's WordPiece tokenizer, loaded by path: a `tests` package installed on the GPU machine
+# would shadow the checkout's namespace package.
+SYNTHETIC = Path(__file__).resolve().parents[2] / "tests" / "train" / "synthetic.py"
 TINY_SIZE = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128}
 
 
 def save_towers(root: Path, tiny: bool) -> tuple[Path, Path]:
     """ViT-B/32 (224 px, patch 32) and BERT-base: transformers' default configs."""
     from transformers import BertConfig, BertModel, ViTConfig, ViTImageProcessor, ViTModel
-
-    from tests.train.synthetic import save_tokenizer
 
     vision, text = root / "vit", root / "bert"
     if (text / "config.json").is_file():
@@ -38,3 +40,10 @@ def save_dual_encoder(folder: Path, towers: tuple[Path, Path], projection_dim: i
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
     return folder
+
+
+def save_tokenizer(folder: Path) -> None:
+    spec = importlib.util.spec_from_file_location("capbuild_tests_synthetic", SYNTHETIC)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.save_tokenizer(folder)
