@@ -44,6 +44,21 @@ def test_a_bounded_process_is_killed_with_its_children(tmp_path):
         pytest.fail("the grandchild outlived its killed group")
 
 
+def test_cublas_shim_serves_cuda_13_under_the_cuda_12_names(tmp_path, monkeypatch):
+    from benchmarks.gpu import ct2_cuda
+
+    lib = tmp_path / "site-packages" / "nvidia" / "cu13" / "lib"
+    lib.mkdir(parents=True)
+    monkeypatch.setattr(ct2_cuda, "library_dirs", lambda: [str(lib)])
+    (lib / "libcublas.so.13").write_bytes(b"cublas")
+    assert ct2_cuda.shim_environment(tmp_path / "shim") is None  # no libcublasLt.so.13 beside it
+    (lib / "libcublasLt.so.13").write_bytes(b"cublasLt")
+    env = ct2_cuda.shim_environment(tmp_path / "shim")
+    assert env["LD_LIBRARY_PATH"].split(os.pathsep)[:2] == [str(tmp_path / "shim"), str(lib)]
+    assert (tmp_path / "shim" / "libcublas.so.12").read_bytes() == b"cublas"
+    assert (tmp_path / "shim" / "libcublasLt.so.12").read_bytes() == b"cublasLt"
+
+
 def test_ctranslate2_library_analysis():
     ctranslate2 = pytest.importorskip("ctranslate2", reason="needs the translate extra")
     from benchmarks.gpu.wheels import dlopened_cuda, fatbin_architectures, needed

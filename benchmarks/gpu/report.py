@@ -3,6 +3,7 @@ reference figures beside them."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 REFERENCES = [
@@ -121,4 +122,4 @@ def render(report: dict[str, Any]) -> str:
         lines += _part(name, part)
     lines += ["### Published figures to compare with", "", "| what | figures |", "|---|---|"]
     lines += [f"| {ref['what']} | {ref['figures']} |" for ref in report["references"]]
-    return "\n".join(lines) + "\n"
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"

@@ -36,6 +36,11 @@ def _jpegs(args: tuple[int, int, int]) -> list[bytes]:
     return [draw_jpeg(first + i, side) for i in range(count)]
 
 
+def sample_count(folder: Path) -> int:
+    """Samples in a complete set of shards (from its sizes.json)."""
+    return sum(json.loads((folder / SIZES_NAME).read_text()).values())
+
+
 def ensure_shards(folder: Path, count: int, side: int, per_shard: int, workers: int) -> list[str]:
     """The tar paths of `count` samples in `folder`, written unless a complete set is already there."""
     import webdataset as wds

@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks.gpu.budget import Budget, die_with_parent
 from benchmarks.gpu.record import PartRecord
-from benchmarks.gpu.shards import ensure_shards
+from benchmarks.gpu.shards import ensure_shards, sample_count
 from benchmarks.gpu.system import GpuMonitor
 from benchmarks.gpu.towers import save_towers
 
@@ -58,7 +58,7 @@ def run_part(record: PartRecord, budget: Budget, work: Path, tiny: bool) -> None
         steps=sizes.steps,
         warmup_steps_left_out=sizes.warmup,
         loader_workers=sizes.workers,
-        shards=f"{len(shards)} shards, {sizes.images} procedural {sizes.side}px JPEGs, CC-style captions",
+        shards=f"{len(shards)} shards, {sample_count(work / 'shards')} procedural JPEGs, CC-style captions",
         setup_seconds=round(time.monotonic() - started, 1),
     )
     for index, precision in enumerate(PRECISIONS):
