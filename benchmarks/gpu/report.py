@@ -100,7 +100,8 @@ def _part(name: str, part: dict[str, Any]) -> list[str]:
     if figures:
         if lines[-1]:
             lines.append("")
-        lines += ["| run | " + " | ".join(h for h, _, _ in columns) + " |", "|---" + "|---:" * len(columns) + "|"]
+        align = "".join("|---" if fmt == "{}" else "|---:" for _, _, fmt in columns)  # text left, numbers right
+        lines += ["| run | " + " | ".join(h for h, _, _ in columns) + " |", f"|---{align}|"]
         for run, values in figures.items():
             lines.append(f"| {run} | " + " | ".join(_cell(values.get(k), f) for _, k, f in columns) + " |")
         lines.append("")
