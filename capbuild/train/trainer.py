@@ -22,6 +22,7 @@ from timm.utils.agc import adaptive_clip_grad
 from torch.nn.parallel import DistributedDataParallel
 from transformers import get_cosine_schedule_with_warmup
 
+from capbuild.atomic import atomic_path
 from capbuild.train.config import CONFIG_NAME, TrainConfig, load_config
 from capbuild.train.data import LoaderOptions, TrainCollate, count_samples, expand_shards, image_transform, train_loader
 from capbuild.train.loss import contrastive_loss, distillation_loss
@@ -111,15 +112,14 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 def _save_checkpoint(path: Path, step: int, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> None:
-    tmp = path.with_suffix(".tmp")
     state = {
         "step": step,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
     }
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _losses(
