@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from capbuild.filters.chain import FilterChain
 from capbuild.images.stage import ImageOptions, run_image_stage
 from capbuild.layout import OWNED, WORK, BuildLayout
 from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest
+from capbuild.options import is_operational
 from capbuild.text_stage import run_text_stage
 
 # Kept for callers of the old names.
@@ -59,6 +60,21 @@ class BuildRequest:
         }
 
 
+def preflight(request: BuildRequest) -> None:
+    """Check what a build needs before anything is written: the builder's inputs and image folders, the
+    filter specs and options, and the models the filters name (located, not loaded)."""
+    request.builder.check()
+    make_filters(request.filters, request.filter_context())
+
+
+def operational_options(request: BuildRequest) -> dict[str, Any]:
+    """How the build ran (not fingerprinted): follow-up commands such as `retry` reuse these."""
+    images = request.images
+    if images is None:
+        return {}
+    return {"images": {f.name: getattr(images, f.name) for f in fields(images) if is_operational(f)}}
+
+
 def run_build(request: BuildRequest) -> dict[str, Any]:
     """Run (or resume) a build; returns the final manifest."""
     out = request.out
@@ -66,6 +82,7 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
     config = request.config(filters)
     manifest = _open_manifest(out, config, request.overwrite)
     manifest["sources"] = {request.builder.info.name: asdict(request.builder.info)}
+    manifest["operational"] = operational_options(request)
     paths = BuildLayout(out)
     work = paths.work
     if not manifest["stages"]["text"]["done"]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from capbuild.atomic import write_json_atomic
+from capbuild.errors import InputError
 from capbuild.layout import MANIFEST, BuildLayout
 
 MANIFEST_NAME = MANIFEST
@@ -58,3 +59,11 @@ def load_manifest(out: Path) -> dict[str, Any] | None:
 def save_manifest(out: Path, manifest: dict[str, Any]) -> None:
     """Write atomically so that a kill never leaves a half-written manifest."""
     write_json_atomic(manifest_path(out), manifest)
+
+
+def require_manifest(out: Path) -> dict[str, Any]:
+    """The manifest of build folder `out`; an InputError when it holds none."""
+    manifest = load_manifest(out)
+    if manifest is None:
+        raise InputError(f"{out} holds no {MANIFEST_NAME}: is it a capbuild build folder (a build's --out)?")
+    return manifest

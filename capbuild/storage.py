@@ -14,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -90,7 +92,7 @@ def build_folder(out: str, overwrite: bool = False) -> Iterator[Path]:
         yield local_path(out)
         return
     fs, root = fsspec.core.url_to_fs(out)
-    mirror = cache_root() / "builds" / hashlib.sha256(out.rstrip("/").encode()).hexdigest()[:16]
+    mirror = _mirror(out)
     mirror.mkdir(parents=True, exist_ok=True)
     _check_remote(fs, root, mirror, out, overwrite)
     yield mirror
@@ -126,3 +128,45 @@ def upload_build(local: Path, out: str) -> None:
             fs.put(str(source), target, recursive=True)
         elif source.exists():
             fs.put_file(str(source), target)
+
+
+def read_manifest(out: str) -> dict[str, Any]:
+    """The manifest of the build at `out` (path or URL), read where it is."""
+    fs, root = fsspec.core.url_to_fs(str(out))
+    path = f"{root.rstrip('/')}/{MANIFEST}"
+    if not fs.exists(path):
+        raise InputError(f"{out} holds no {MANIFEST}: is it a capbuild build folder (a build's --out)?")
+    return json.loads(fs.cat_file(path))
+
+
+@contextmanager
+def existing_build(out: str | Path, upload: bool = False) -> Iterator[Path]:
+    """A finished or resumable build, as the local folder to read: `out` itself when local; for a URL, the
+    local mirror, refreshed from `out` when it differs (and uploaded back after the block with `upload`)."""
+    out = str(out)
+    manifest = read_manifest(out)
+    if not is_remote(out):
+        yield local_path(out)
+        return
+    fs, root = fsspec.core.url_to_fs(out)
+    root = root.rstrip("/")
+    mirror = _mirror(out)
+    local = mirror / MANIFEST
+    if not local.exists() or json.loads(local.read_text(encoding="utf-8")) != manifest:
+        for name in OWNED:
+            target = mirror / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        mirror.mkdir(parents=True, exist_ok=True)
+        for name in OWNED:
+            if name != WORK and fs.exists(f"{root}/{name}"):
+                fs.get(f"{root}/{name}", str(mirror / name), recursive=True)
+    yield mirror
+    if upload:
+        upload_build(mirror, out)
+
+
+def _mirror(out: str) -> Path:
+    return cache_root() / "builds" / hashlib.sha256(out.rstrip("/").encode()).hexdigest()[:16]

@@ -6,14 +6,17 @@ split, so `datasets.load_dataset(OUT)` (or the Hub repo) loads the folder as it 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from capbuild.atomic import write_text_atomic
 from capbuild.builders.base import builders
 from capbuild.cards.facts import BuildFacts, hf_split_name, load_facts, shard_pattern
+from capbuild.cards.public import public_manifest
 from capbuild.filters.base import parse_spec
 
 CARD_NAME = "README.md"
@@ -36,12 +39,14 @@ CAPTION_PARTS = "captions/part-*.parquet"
 def write_card(out: Path) -> Path:
     """Write OUT/README.md from the build's manifest, shards and tables; returns its path."""
     path = out / CARD_NAME
-    make_card(load_facts(out)).save(path)
+    write_text_atomic(path, str(make_card(load_facts(out))))
     return path
 
 
-def make_card(facts: BuildFacts) -> DatasetCard:
-    """The dataset card of one build."""
+def make_card(facts: BuildFacts, root: Path | None = None) -> DatasetCard:
+    """The dataset card of one build. Local paths in the recorded configuration appear relative to
+    `root` (when under it) or as file names: a card never names the build machine's folders."""
+    facts = dataclasses.replace(facts, manifest=public_manifest(facts.manifest, root))
     body = "\n\n".join(
         section
         for section in (
