@@ -223,7 +223,16 @@ OPTION_STEPS = (("pos_", "propn"), ("propn_", "propn"), ("lang_", "lang"))
 
 
 def _option_step(name: str) -> str | None:
+    if _is_translation_option(name) or name == "target_lang":
+        return TRANSLATION_FILTER
     return next((step for prefix, step in OPTION_STEPS if name.startswith(prefix)), None)
+
+
+def options_that_ran(facts: BuildFacts) -> dict[str, Any]:
+    """The build-wide filter options of the steps that ran (a card states only what the build did)."""
+    ran = {parse_spec(spec)[0] for spec in facts.filter_specs}
+    options = facts.manifest["config"].get("filter_options") or {}
+    return {k: v for k, v in options.items() if _option_step(k) in ran}
 
 
 def _filter_reports(facts: BuildFacts, translation: bool) -> dict[str, dict[str, Any]]:
@@ -236,11 +245,8 @@ def _filters_section(facts: BuildFacts) -> str:
     filters = facts.manifest["counts"].get("text", {}).get("filters", {})
     rows = [[f"`{spec}`", c["in"], c["kept"], c["dropped"]] for spec, c in filters.items()]
     options = facts.manifest["config"].get("filter_options") or {}
-    ran = {parse_spec(spec)[0] for spec in facts.filter_specs}
     shown = {
-        k: v
-        for k, v in sorted(options.items())
-        if not _is_translation_option(k) and v is not None and _option_step(k) in ran
+        k: v for k, v in sorted(options_that_ran(facts).items()) if not _is_translation_option(k) and v is not None
     }
     section = (
         "## Filters\n\nApplied in this order; `NAME=ARG` holds the threshold. Every dropped row is in "
@@ -392,7 +398,9 @@ def limitations_section(sources: dict[str, Any], translated: bool) -> str:
 
 
 def _reproduce_section(facts: BuildFacts) -> str:
-    config = json.dumps(facts.manifest["config"], indent=2, ensure_ascii=False)
+    config = json.dumps(
+        {**facts.manifest["config"], "filter_options": options_that_ran(facts)}, indent=2, ensure_ascii=False
+    )
     versions = ", ".join(f"{k} {v}" for k, v in facts.manifest.get("versions", {}).items())
     return (
         f"## Reproduce\n\nPackage versions: {versions}.\n\n`manifest.json` holds the whole record; "

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def print_build_summary(out: str | Path, manifest: dict[str, Any]) -> None:
