@@ -244,10 +244,8 @@ def _filter_reports(facts: BuildFacts, translation: bool) -> dict[str, dict[str,
 def _filters_section(facts: BuildFacts) -> str:
     filters = facts.manifest["counts"].get("text", {}).get("filters", {})
     rows = [[f"`{spec}`", c["in"], c["kept"], c["dropped"]] for spec, c in filters.items()]
-    options = facts.manifest["config"].get("filter_options") or {}
-    shown = {
-        k: v for k, v in sorted(options_that_ran(facts).items()) if not _is_translation_option(k) and v is not None
-    }
+    options = options_that_ran(facts)
+    shown = {k: v for k, v in sorted(options.items()) if not _is_translation_option(k) and v is not None}
     section = (
         "## Filters\n\nApplied in this order; `NAME=ARG` holds the threshold. Every dropped row is in "
         "`rejected/` with the filter's name and the value that failed (not published).\n\n"
