@@ -18,8 +18,9 @@ from capbuild.builders.base import builders
 from capbuild.cards.facts import BuildFacts, hf_split_name, load_facts, shard_pattern
 from capbuild.cards.public import public_manifest
 from capbuild.filters.base import parse_spec
+from capbuild.layout import CARD, BuildLayout
 
-CARD_NAME = "README.md"
+CARD_NAME = CARD
 TASK_CATEGORIES = ["text-to-image", "image-to-text", "zero-shot-image-classification"]
 SIZE_CATEGORIES = (
     (1_000, "n<1K"),
@@ -38,7 +39,7 @@ CAPTION_PARTS = "captions/part-*.parquet"
 
 def write_card(out: Path) -> Path:
     """Write OUT/README.md from the build's manifest, shards and tables; returns its path."""
-    path = out / CARD_NAME
+    path = BuildLayout(out).card
     write_text_atomic(path, str(make_card(load_facts(out))))
     return path
 

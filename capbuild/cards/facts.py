@@ -90,8 +90,8 @@ def load_facts(out: Path) -> BuildFacts:
         manifest=manifest,
         splits=shard_splits(manifest, sizes),
         sizes=sizes,
-        captions=caption_stats(out / "captions"),
-        drops=drops_by_source(out / "rejected", manifest["config"].get("filters", [])),
+        captions=caption_stats(BuildLayout(out).captions),
+        drops=drops_by_source(BuildLayout(out).rejected, manifest["config"].get("filters", [])),
     )
 
 

@@ -29,6 +29,7 @@ from capbuild.cards.card import (
 from capbuild.cards.facts import BuildFacts, hf_split_name, load_facts, shard_pattern
 from capbuild.errors import ConfigError
 from capbuild.layout import SIZES as SIZES_NAME
+from capbuild.layout import BuildLayout
 from capbuild.manifest import save_manifest
 
 MIXTURE_NAME = "mixture.json"
@@ -72,7 +73,7 @@ def make_mixture(builds: list[Path], weights: list[float], out: Path, copy: bool
     out.mkdir(parents=True, exist_ok=True)
     if copy:
         for name, f in zip(names, facts, strict=True):
-            _copy_shards(f, out / "shards" / name)
+            _copy_shards(f, BuildLayout(out).shards / name)
     entries = [
         _entry(name, f, weight, sum(weights), out, copy) for name, f, weight in zip(names, facts, weights, strict=True)
     ]
@@ -133,8 +134,8 @@ def _copy_shards(facts: BuildFacts, target: Path) -> None:
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for name in sorted(facts.sizes):
-        shutil.copy2(facts.out / "shards" / name, target / name)
-    shutil.copy2(facts.out / "shards" / SIZES_NAME, target / SIZES_NAME)
+        shutil.copy2(BuildLayout(facts.out).shards / name, target / name)
+    shutil.copy2(BuildLayout(facts.out).sizes, target / SIZES_NAME)
 
 
 def _entry(name: str, facts: BuildFacts, weight: float, total: float, out: Path, copy: bool) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from capbuild.cards.card import CARD_NAME, make_card, write_card
 from capbuild.cards.facts import load_facts
 from capbuild.cards.public import public_manifest
 from capbuild.errors import CapbuildError, ConfigError, InputError
-from capbuild.layout import SIZES as SIZES_NAME
+from capbuild.layout import BuildLayout
 from capbuild.manifest import MANIFEST_NAME
 from capbuild.table import part_files
 
@@ -36,15 +36,16 @@ def upload_files(out: Path) -> list[UploadFile]:
     images_planned = facts.manifest["config"].get("images") is not None
     if images_planned and not facts.manifest["stages"].get("images", {}).get("done"):
         raise ConfigError(f"{out}: the image stage is not finished; re-run the build command to resume it")
-    if not (out / CARD_NAME).exists():
+    paths = BuildLayout(out)
+    if not paths.card.exists():
         write_card(out)
-    paths = [out / CARD_NAME, out / MANIFEST_NAME, *part_files(out / "captions")]
+    files = [paths.card, paths.manifest, *part_files(paths.captions)]
     if facts.has_shards:
-        paths += [out / "shards" / SIZES_NAME, *(out / "shards" / name for name in sorted(facts.sizes))]
-    missing = [str(p) for p in paths if not p.is_file()]
+        files += [paths.sizes, *(paths.shards / name for name in sorted(facts.sizes))]
+    missing = [str(p) for p in files if not p.is_file()]
     if missing:
         raise InputError(f"{out} lacks {', '.join(missing)}; re-run the build command to complete it")
-    return [UploadFile(p.relative_to(out).as_posix(), p.stat().st_size) for p in paths]
+    return [UploadFile(p.relative_to(out).as_posix(), p.stat().st_size) for p in files]
 
 
 def public_records(out: Path, root: Path | None = None) -> dict[str, bytes]:

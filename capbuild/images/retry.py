@@ -26,6 +26,7 @@ from capbuild.errors import ConfigError
 from capbuild.images.failures import failure_reason
 from capbuild.images.stage import ImageOptions, run_image_stage, shard_counts
 from capbuild.layout import SIZES as SIZES_NAME
+from capbuild.layout import WORK, BuildLayout
 from capbuild.manifest import require_manifest, save_manifest
 from capbuild.options import is_operational
 from capbuild.table import part_files, write_part
@@ -33,7 +34,7 @@ from capbuild.table import part_files, write_part
 TRANSIENT_REASONS = frozenset({"timeout", "connection_closed", "connection_error", "connection_refused"})
 TRANSIENT_HTTP = frozenset({408, 425, 429})
 SHARD_PARQUET = "[0-9][0-9][0-9][0-9][0-9].parquet"
-RETRY_WORK = ".work/retry"
+RETRY_WORK = f"{WORK}/retry"
 
 
 def is_transient(reason: str) -> bool:
@@ -67,7 +68,7 @@ def retry_failed(out: Path, overrides: dict[str, Any] | None = None) -> dict[str
     manifest = require_manifest(out)
     if not manifest["stages"].get("images", {}).get("done"):
         raise ConfigError(f"{out}: the image stage has not finished; re-run the build command to resume it first")
-    shards = out / "shards"
+    shards = BuildLayout(out).shards
     outcomes = latest_outcomes(shards)
     before = summarise(outcomes)
     keys = sorted(key for key, (outcome, _) in outcomes.items() if outcome != "success" and is_transient(outcome))
@@ -78,7 +79,7 @@ def retry_failed(out: Path, overrides: dict[str, Any] | None = None) -> dict[str
     shutil.rmtree(work, ignore_errors=True)
     appended: list[str] = []
     if keys:
-        rows = _select_rows(out / "captions", keys, work / "captions")
+        rows = _select_rows(BuildLayout(out).captions, keys, work / "captions")
         if rows != len(keys):
             raise RuntimeError(f"{len(keys) - rows} failed sample(s) are missing from {out / 'captions'}")
         counts = run_image_stage(work / "captions", work / "out", work / "images", options)
