@@ -63,7 +63,7 @@ class BuildRequest:
 def preflight(request: BuildRequest) -> None:
     """Check what a build needs before anything is written: the builder's inputs and image folders, the
     filter specs and options, and the models the filters name (located, not loaded)."""
-    request.builder.check()
+    request.builder.check(fetch_images=request.images is not None)
     make_filters(request.filters, request.filter_context())
 
 

@@ -135,8 +135,9 @@ class Builder(ABC):
 
         return local_inputs(self.inputs)
 
-    def check(self) -> None:
-        """Fail before anything is written when an input or image folder is wrong."""
+    def check(self, fetch_images: bool = True) -> None:
+        """Fail before anything is written when an input or image folder is wrong (with `fetch_images`,
+        also when the image folders hold none of the first rows' images)."""
         from capbuild.builders.inputs import check_inputs
 
         check_inputs(self.inputs)
@@ -144,7 +145,7 @@ class Builder(ABC):
         for folder in dirs:
             if not folder.is_dir():
                 raise InputError(f"--images {str(folder)!r} is not a folder")
-        if dirs:
+        if dirs and fetch_images:
             self._check_images(dirs)
 
     def _check_images(self, dirs: list[Path]) -> None:

@@ -109,8 +109,8 @@ class Flickr8kBuilder(Builder):
                 f"captions in {self.lang!r}, or use --lang en"
             )
 
-    def check(self) -> None:
-        super().check()
+    def check(self, fetch_images: bool = True) -> None:
+        super().check(fetch_images)
         if self.captions is not None and not Path(self.captions).is_file():
             raise InputError(f"--captions {str(self.captions)!r} is not a file")
 

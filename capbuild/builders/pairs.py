@@ -111,8 +111,8 @@ class PairsBuilder(Builder):
             citation = path.read_text(encoding="utf-8").strip()
         return SourceInfo(self.source_name, self.data_licence or self.licence, citation, self.homepage, self.name)
 
-    def check(self) -> None:
-        super().check()
+    def check(self, fetch_images: bool = True) -> None:
+        super().check(fetch_images)
         self.info  # noqa: B018 (reads --citation: a missing file fails before the build starts)
 
     def rows(self) -> Iterator[dict[str, Any]]:
