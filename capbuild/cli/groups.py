@@ -6,14 +6,16 @@ the CLI."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capbuild.cli.params import REQUIRED, field_parameters, field_values, from_cli_options, parameter
 from capbuild.cli_params import CliOption, option
-from capbuild.executors.base import EXECUTORS, ExecutorOptions
 from capbuild.filters.options import CLI_OPTIONS as FILTER_CLI_OPTIONS
 from capbuild.images.options import ImageOptions
 from capbuild.translate.options import TRANSLATE_OPTIONS
+
+if TYPE_CHECKING:
+    from capbuild.executors.base import ExecutorOptions
 
 INPUTS_HELP = "Input file, folder or glob: a local path or any fsspec URL (s3://, gs://, hf://, https://)."
 
@@ -40,7 +42,7 @@ BUILD_GROUP = [
 
 EXECUTOR_OPTIONS: list[CliOption] = [
     option("executor", str, "local", "--executor",
-           help=f"Where the text filters run: {', '.join(EXECUTORS)} (Ray actors over table partitions)."),
+           help="Where the text filters run: local, or ray (Ray actors over table partitions)."),
     option("ray_address", str | None, None, "--ray-address",
            help="Ray cluster to join, for --executor ray and --distributor ray (default: start a local one)."),
     option("ray_workers", int, 0, "--ray-workers", help="Ray actors per filter segment (0: one per CPU, or GPU)."),
@@ -61,6 +63,8 @@ def image_options(values: dict[str, Any]) -> ImageOptions:
 
 
 def executor_options(values: dict[str, Any]) -> ExecutorOptions:
+    from capbuild.executors.base import ExecutorOptions
+
     return ExecutorOptions(values["executor"], values["ray_address"], values["ray_workers"])
 
 
