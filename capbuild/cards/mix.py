@@ -49,15 +49,16 @@ class MixtureSource:
     splits: dict[str, list[str]]
 
 
-def parse_weights(text: str | None, count: int) -> list[float]:
-    """'3,1' -> [3.0, 1.0]; equal weights when absent."""
+def parse_weights(text: str | None, count: int | None = None) -> list[float]:
+    """'3,1' -> [3.0, 1.0]; equal weights when absent (none when `count` is None). With `count`, one
+    weight per build is required."""
     if not text:
-        return [1.0] * count
+        return [1.0] * (count or 0)
     try:
         weights = [float(w) for w in text.split(",")]
     except ValueError as err:
         raise ConfigError(f"--weights must be numbers separated by commas, like 3,1 (got {text!r})") from err
-    if len(weights) != count:
+    if count is not None and len(weights) != count:
         raise ConfigError(f"--weights has {len(weights)} value(s) for {count} build(s); give one weight per build")
     if any(w <= 0 for w in weights):
         raise ConfigError(f"--weights must be positive (got {text!r})")

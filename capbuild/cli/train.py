@@ -40,8 +40,7 @@ def train_command(**values: Any) -> None:
     from capbuild.train import require_train_extra
 
     fields = field_values(TrainConfig, values)
-    weights = parse_weights(values["weights"], len(fields["data"])) if values["weights"] else []
-    config = TrainConfig(**fields, weights=weights)
+    config = TrainConfig(**fields, weights=parse_weights(values["weights"]))
     require_train_extra()
     _quiet_transformers()
     from capbuild.train.trainer import train
