@@ -20,14 +20,17 @@ A source is one module with one registered class:
                     url, caption = line.rstrip("\\n").split("\\t")
                     yield self.make_row(source_id=url, image_url=url, captions=[caption])
 
-Options are dataclass fields with `capbuild.options.opt` metadata: the CLI makes them flags and
-`config()` (what the build fingerprint hashes) is derived from them. Third-party packages register
+Put the module in capbuild/builders/ (it is imported when the registry is read) with its tests and a
+line in the docs: nothing else changes. Options are dataclass fields with `capbuild.options.opt`
+metadata: the CLI makes them flags and `config()` (what the build fingerprint hashes) is derived from
+them. Third-party packages register
 builders through the `capbuild.builders` entry-point group (each entry point names a Builder class).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import pkgutil
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator
@@ -43,15 +46,9 @@ from capbuild.options import CLI, is_operational, opt
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val", "test": "test"}
 ENTRY_POINT_GROUP = "capbuild.builders"
-# The modules of the bundled sources, imported when the registry is first read.
-BUILTIN_MODULES = (
-    "capbuild.builders.coco",
-    "capbuild.builders.flickr8k",
-    "capbuild.builders.wit",
-    "capbuild.builders.cc",
-    "capbuild.builders.pairs",
-    "capbuild.builders.wap",
-)
+# The bundled sources come first on the command line, in this order; any other module of this package
+# that registers a builder follows (a new source needs no line here).
+BUILTIN_ORDER = ("coco", "flickr8k", "wit", "cc", "pairs", "wap")
 # Rows read to check that --images folders hold the images the table names.
 IMAGE_PROBE_ROWS = 20
 
@@ -201,15 +198,18 @@ def unregister(name: str) -> None:
 
 
 def builders() -> dict[str, type[Builder]]:
-    """Every registered builder by name: the bundled ones, then the `capbuild.builders` entry points."""
+    """Every registered builder by name: the modules of this package (each source registers itself when
+    imported), then the `capbuild.builders` entry points of installed packages."""
     global _loaded
     if not _loaded:
         _loaded = True
-        for module in BUILTIN_MODULES:
-            import_module(module)
+        package = __name__.rsplit(".", 1)[0]
+        for module in pkgutil.iter_modules(import_module(package).__path__):
+            import_module(f"{package}.{module.name}")
         for point in entry_points(group=ENTRY_POINT_GROUP):
             register(point.load())
-    return dict(_REGISTRY)
+    order = {name: i for i, name in enumerate(BUILTIN_ORDER)}
+    return dict(sorted(_REGISTRY.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
 
 
 def get_builder(name: str) -> type[Builder]:
