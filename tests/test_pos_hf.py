@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+from extras import require_extra
 from pos_fixtures import TINY_LABELS, TINY_MAX_LENGTH, build_tiny_pos_model
 
 from capbuild.filters.api import filter_captions
 from capbuild.filters.base import FilterContext, make_filter
 from capbuild.filters.options import PosOptions
 from capbuild.filters.pos_hf import CAMEL_TAG_MAP, HfBackend, merge_word_pieces, resolve_tag_map
+
+require_extra("pos", "transformers")
 
 pytest.importorskip("transformers")
 

@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+from extras import require_extra
 
 from capbuild.filters.api import filter_captions
 from capbuild.filters.base import FilterContext, make_filter
 from capbuild.filters.chain import FilterChain
 from capbuild.filters.langid import DEFAULT_CANDIDATES, LanguageFilter, candidate_codes
 from capbuild.table import make_row, rows_to_table
+
+require_extra("pos", "lingua")
 
 CAPTIONS = {
     "it": "Un gatto nero dorme sul divano del soggiorno",

@@ -8,11 +8,14 @@ import os
 from pathlib import Path
 
 import pytest
+from extras import require_extra
 
 from capbuild.filters.base import FilterContext, make_filter
 from capbuild.filters.options import PosOptions
 from capbuild.filters.pos import propn_ratio
 from capbuild.filters.pos_backends import StanzaBackend, stanza_dir, stanza_document_upos, stanza_processors
+
+require_extra("pos", "stanza")
 
 Document = pytest.importorskip("stanza.models.common.doc").Document
 

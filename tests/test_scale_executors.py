@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from extras import require_extra
 
 import capbuild.text_stage
 from capbuild.build import BuildRequest, run_build
@@ -19,6 +20,8 @@ from capbuild.executors import ExecutorOptions
 from capbuild.filters.base import FilterContext, make_filters
 from capbuild.partitions import split_segments
 from tests.scale_helpers import logged_batches, write_varied_coco
+
+require_extra("scale")
 
 ray = pytest.importorskip("ray", reason="the scale extra (ray) is not installed: pip install 'capbuild[scale]'")
 

@@ -8,6 +8,7 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
+from extras import require_extra
 
 import capbuild.text_stage
 from capbuild.build import BuildRequest, run_build
@@ -15,6 +16,9 @@ from capbuild.builders.coco import CocoBuilder
 from capbuild.executors import ExecutorOptions
 from tests.scale_helpers import logged_batches
 from tests.translate_models import build_marian, fixture_captions
+
+require_extra("translate")
+require_extra("scale")
 
 ray = pytest.importorskip("ray", reason="the scale extra (ray) is not installed: pip install 'capbuild[scale]'")
 pytest.importorskip("ctranslate2", reason="the translate extra is not installed")

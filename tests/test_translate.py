@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from extras import require_extra
 from typer.testing import CliRunner
 
 from capbuild.cli import app
@@ -18,6 +19,8 @@ from capbuild.translate.engine import cpu_thread_split, token_batches
 from capbuild.translate.langcodes import m2m100_code, nllb_code
 from capbuild.translate.model import fingerprint_model, read_model_info
 from tests.translate_models import build_marian, build_nllb, fixture_captions
+
+require_extra("translate")
 
 ctranslate2 = pytest.importorskip("ctranslate2", reason="the translate extra is not installed")
 

@@ -6,16 +6,21 @@ split, so `datasets.load_dataset(OUT)` (or the Hub repo) loads the folder as it 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from capbuild.atomic import write_text_atomic
+from capbuild.builders.base import builders
 from capbuild.cards.facts import BuildFacts, hf_split_name, load_facts, shard_pattern
+from capbuild.cards.public import public_manifest
 from capbuild.filters.base import parse_spec
+from capbuild.layout import CARD, BuildLayout
 
-CARD_NAME = "README.md"
+CARD_NAME = CARD
 TASK_CATEGORIES = ["text-to-image", "image-to-text", "zero-shot-image-classification"]
 SIZE_CATEGORIES = (
     (1_000, "n<1K"),
@@ -34,13 +39,15 @@ CAPTION_PARTS = "captions/part-*.parquet"
 
 def write_card(out: Path) -> Path:
     """Write OUT/README.md from the build's manifest, shards and tables; returns its path."""
-    path = out / CARD_NAME
-    make_card(load_facts(out)).save(path)
+    path = BuildLayout(out).card
+    write_text_atomic(path, str(make_card(load_facts(out))))
     return path
 
 
-def make_card(facts: BuildFacts) -> DatasetCard:
-    """The dataset card of one build."""
+def make_card(facts: BuildFacts, root: Path | None = None) -> DatasetCard:
+    """The dataset card of one build. Local paths in the recorded configuration appear relative to
+    `root` (when under it) or as file names: a card never names the build machine's folders."""
+    facts = dataclasses.replace(facts, manifest=public_manifest(facts.manifest, root))
     body = "\n\n".join(
         section
         for section in (
@@ -96,7 +103,7 @@ def size_category(count: int) -> str:
 
 def license_metadata(sources: dict[str, dict[str, Any]]) -> dict[str, str]:
     """`license`, plus `license_name`/`license_details`/`license_link` when it is `other`."""
-    licences = {info["license"] for info in sources.values()}
+    licences = {info.get("license") or "unknown" for info in sources.values()}
     if len(licences) == 1 and "other" not in licences:
         return {"license": licences.pop()}
     details = "; ".join(f"{name}: {info['license']} ({info['homepage']})" for name, info in sorted(sources.items()))
@@ -191,6 +198,11 @@ def sources_section(facts: BuildFacts) -> str:
     skipped = text.get("builder", {})
     builder_rows = [[kind, reason, n] for kind, counts in skipped.items() for reason, n in counts.items()]
     section = "## Sources\n\n" + md_table(headers, rows)
+    for name, info in sorted(facts.sources.items()):
+        cls = builders().get(info.get("builder") or name)
+        notes = cls.card_notes() if cls is not None else ""
+        if notes:
+            section += f"\n\n{name}: {notes}"
     if builder_rows:
         section += "\n\nRecords the source parsers could not use (skipped) or fixed (repaired):\n\n" + md_table(
             ["what", "reason", "count"], builder_rows
@@ -206,6 +218,24 @@ def _is_translation_option(name: str) -> bool:
     return name in TRANSLATION_OPTIONS or name.startswith("mt_")
 
 
+# The filter each build-wide filter option belongs to, by name prefix: the card shows an option only
+# when its filter ran.
+OPTION_STEPS = (("pos_", "propn"), ("propn_", "propn"), ("lang_", "lang"))
+
+
+def _option_step(name: str) -> str | None:
+    if _is_translation_option(name) or name == "target_lang":
+        return TRANSLATION_FILTER
+    return next((step for prefix, step in OPTION_STEPS if name.startswith(prefix)), None)
+
+
+def options_that_ran(facts: BuildFacts) -> dict[str, Any]:
+    """The build-wide filter options of the steps that ran (a card states only what the build did)."""
+    ran = {parse_spec(spec)[0] for spec in facts.filter_specs}
+    options = facts.manifest["config"].get("filter_options") or {}
+    return {k: v for k, v in options.items() if _option_step(k) in ran}
+
+
 def _filter_reports(facts: BuildFacts, translation: bool) -> dict[str, dict[str, Any]]:
     """Filters' own figures (model, cache hits, ...), for the translation filter or for the others."""
     reports = facts.manifest["counts"].get("text", {}).get("reports", {})
@@ -215,7 +245,7 @@ def _filter_reports(facts: BuildFacts, translation: bool) -> dict[str, dict[str,
 def _filters_section(facts: BuildFacts) -> str:
     filters = facts.manifest["counts"].get("text", {}).get("filters", {})
     rows = [[f"`{spec}`", c["in"], c["kept"], c["dropped"]] for spec, c in filters.items()]
-    options = facts.manifest["config"].get("filter_options") or {}
+    options = options_that_ran(facts)
     shown = {k: v for k, v in sorted(options.items()) if not _is_translation_option(k) and v is not None}
     section = (
         "## Filters\n\nApplied in this order; `NAME=ARG` holds the threshold. Every dropped row is in "
@@ -327,38 +357,49 @@ python -m open_clip_train.main --dataset-type webdataset --train-data '{train}'{
 
 
 def licences_section(sources: dict[str, dict[str, Any]]) -> str:
-    """Every source's licence, homepage and BibTeX citation."""
+    """Every source's licence (when known), homepage and BibTeX citation."""
     parts = ["## Licences and citations"]
     for name, info in sorted(sources.items()):
-        parts.append(
-            f"### {name}\n\nLicence: `{info['license']}` (see {info['homepage']}; images keep the terms their "
-            f"owners gave them).\n\n```bibtex\n{info['citation'].strip()}\n```"
-        )
+        lines = [f"### {name}"]
+        terms = "images keep the terms their owners gave them"
+        if info.get("license"):
+            where = f"see {info['homepage']}; " if info.get("homepage") else ""
+            lines.append(f"Licence: `{info['license']}` ({where}{terms}).")
+        else:
+            lines.append(f"No licence was given for this source: ask its publisher before reuse ({terms}).")
+        if info.get("citation", "").strip():
+            lines.append(f"```bibtex\n{info['citation'].strip()}\n```")
+        parts.append("\n\n".join(lines))
     return "\n\n".join(parts)
 
 
 def limitations_section(sources: dict[str, Any], translated: bool) -> str:
-    """What users should know before training on the data."""
-    here = "This build holds machine-translated captions." if translated else "This build holds no translations."
-    items = [
-        f"**Machine translation noise.** {here} Translated captions carry the translator's errors: literal "
-        "renderings, wrong word senses, dropped details, repeated phrases on long or noisy input.",
-        "**Gender marking lost or invented in translation.** Going from a language that does not mark grammatical "
-        "gender (English) to one that does forces the translator to pick one, usually the stereotyped one; going "
-        "the other way erases it.",
+    """What users should know before training on the data: translation noise only when something was
+    translated, then each source's own limitations (its builder's `limitations()`)."""
+    items = []
+    if translated:
+        items += [
+            "**Machine translation noise.** This build holds machine-translated captions. Translated captions carry "
+            "the translator's errors: literal renderings, wrong word senses, dropped details, repeated phrases on "
+            "long or noisy input.",
+            "**Gender marking lost or invented in translation.** Going from a language that does not mark "
+            "grammatical gender (English) to one that does forces the translator to pick one, usually the "
+            "stereotyped one; going the other way erases it.",
+        ]
+    items.append(
         "**Caption style follows the source.** COCO and Flickr captions describe scenes plainly; crowd-written "
-        "captions share their writers' cultural viewpoint and the images over-represent some places and people.",
-    ]
-    if "wit" in sources:
-        items.append(
-            "**WIT's captions are encyclopedic.** Wikipedia reference and alt-text captions name people, places and "
-            "dates more than they describe the picture; the PROPN-ratio filter removes the worst of them."
-        )
+        "captions share their writers' cultural viewpoint and the images over-represent some places and people."
+    )
+    for name, info in sorted(sources.items()):
+        cls = builders().get(info.get("builder") or name)
+        items += cls.limitations() if cls is not None else []
     return "## Limitations and biases\n\n" + "\n".join(f"- {item}" for item in items)
 
 
 def _reproduce_section(facts: BuildFacts) -> str:
-    config = json.dumps(facts.manifest["config"], indent=2, ensure_ascii=False)
+    config = json.dumps(
+        {**facts.manifest["config"], "filter_options": options_that_ran(facts)}, indent=2, ensure_ascii=False
+    )
     versions = ", ".join(f"{k} {v}" for k, v in facts.manifest.get("versions", {}).items())
     return (
         f"## Reproduce\n\nPackage versions: {versions}.\n\n`manifest.json` holds the whole record; "

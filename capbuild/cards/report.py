@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from capbuild.cards.facts import BuildFacts, CaptionStats, load_facts, read_columns
 from capbuild.filters.base import parse_spec
 from capbuild.images.failures import failure_reason
+from capbuild.layout import BuildLayout
 from capbuild.table import SCORE_FIELDS
 
 THUMBNAIL_SIDE = 128
@@ -103,7 +104,7 @@ def _kept_from_shards(facts: BuildFacts, count: int, rng: random.Random, thumbna
         wanted[shards[shard]].add(pick - int(offsets[shard]))
     kept = []
     for shard, indices in sorted(wanted.items()):
-        dataset = wds.WebDataset(str(facts.out / "shards" / shard), shardshuffle=False, empty_check=False)
+        dataset = wds.WebDataset(str(BuildLayout(facts.out).shards / shard), shardshuffle=False, empty_check=False)
         position = 0
         for sample in dataset:
             if "jpg" not in sample:
@@ -130,7 +131,7 @@ def _shard_sample(sample: dict[str, Any], thumbnails: bool) -> Sample:
 
 
 def _kept_from_table(out: Path, count: int, rng: random.Random, thumbnails: bool) -> list[Sample]:
-    table = read_columns(out / "captions", (*SAMPLE_COLUMNS, *SCORE_FIELDS))
+    table = read_columns(BuildLayout(out).captions, (*SAMPLE_COLUMNS, *SCORE_FIELDS))
     chosen = sorted(rng.sample(range(table.num_rows), min(count, table.num_rows)))
     return [_row_sample(row, thumbnails) for row in table.take(chosen).to_pylist()]
 
@@ -163,7 +164,7 @@ def _local_thumbnail(url: str | None) -> str | None:
 
 def _dropped(facts: BuildFacts, per_group: int, rng: random.Random, thumbnails: bool) -> dict[str, list[Sample]]:
     """Every filter of the build (in order) -> examples of the rows it dropped."""
-    table = read_columns(facts.out / "rejected", (*SAMPLE_COLUMNS, *SCORE_FIELDS))
+    table = read_columns(BuildLayout(facts.out).rejected, (*SAMPLE_COLUMNS, *SCORE_FIELDS))
     spec_of = {parse_spec(spec)[0]: spec for spec in facts.filter_specs}
     rows_by_spec: dict[str, list[int]] = {spec: [] for spec in facts.filter_specs}
     if table.num_rows:
@@ -180,7 +181,7 @@ def _failed(facts: BuildFacts, per_group: int, rng: random.Random) -> dict[str, 
     """Failure reason -> examples of images img2dataset could not fetch (from its per-shard status)."""
     by_reason: dict[str, list[Sample]] = defaultdict(list)
     for shard in sorted(facts.sizes):
-        status = facts.out / "shards" / shard.replace(".tar", ".parquet")
+        status = BuildLayout(facts.out).shards / shard.replace(".tar", ".parquet")
         if not status.exists():
             continue
         table = pq.read_table(status)

@@ -1,17 +1,27 @@
-"""The report of a build in the terminal: rich tables of counts, filters with examples, failures."""
+"""A build in the terminal: the summary a build prints, `capbuild info`'s manifest tables and
+`capbuild inspect`'s report (rich tables of counts, filters with examples, failures)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from capbuild.cards.card import reasons
-from capbuild.cards.report import Report
+from capbuild import __version__
+from capbuild.layout import REJECTED, SHARDS, join
+
+if TYPE_CHECKING:
+    from capbuild.cards.report import Report
 
 EXAMPLES_PER_FILTER = 3
 
 
 def print_summary(report: Report, console: Console) -> None:
+    from capbuild.cards.card import reasons
+
     facts = report.facts
     counts = facts.manifest["counts"]
     text, images = counts.get("text", {}), counts.get("images") or {}
@@ -75,3 +85,61 @@ def print_summary(report: Report, console: Console) -> None:
 
 def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_build_summary(out: str | Path, manifest: dict[str, Any], console: Console) -> None:
+    """What a build command prints when it finishes: rows kept and rejected, images, where to look next."""
+    text = manifest["counts"].get("text", {})
+    images = manifest["counts"].get("images")
+    console.print(
+        f"[bold green]done[/]: {text.get('source_rows', 0)} rows read, {text.get('captions', 0)} kept, "
+        f"{text.get('rejected', 0)} rejected (see {join(out, REJECTED)})"
+    )
+    if images:
+        failed = ", ".join(f"{k}: {v}" for k, v in images["failed"].items()) or "none"
+        console.print(
+            f"images: {images['success']} in {images['shards']} shard(s) under {join(out, SHARDS)}; failed: {failed}"
+        )
+    console.print(f"details: capbuild info {out}", markup=False)
+
+
+def print_manifest(manifest: dict[str, Any], console: Console) -> None:
+    """`capbuild info`: the configuration, stages and counts of a build."""
+    config = Table(title="Build", show_header=False)
+    config.add_row("capbuild", f"{manifest.get('capbuild', '?')} (this one: {__version__})")
+    config.add_row("fingerprint", manifest["fingerprint"])
+    for key, value in manifest["config"].items():
+        config.add_row(key, json.dumps(value, ensure_ascii=False))
+    for stage, state in manifest["stages"].items():
+        config.add_row(f"stage {stage}", "done" if state.get("done") else "not done")
+    console.print(config)
+    text = manifest["counts"].get("text")
+    if text:
+        filters = Table(title=f"Filters ({text['source_rows']} rows from the builder)")
+        for column in ("filter", "in", "kept", "dropped"):
+            filters.add_column(column, justify="left" if column == "filter" else "right")
+        for name, counts in text["filters"].items():
+            filters.add_row(name, str(counts["in"]), str(counts["kept"]), str(counts["dropped"]))
+        console.print(filters)
+        builder = Table(title="Builder: skipped and repaired")
+        builder.add_column("what")
+        builder.add_column("count", justify="right")
+        for kind, counts in text["builder"].items():
+            for reason, count in counts.items():
+                builder.add_row(f"{kind}: {reason}", str(count))
+        console.print(builder)
+        for step, report in text.get("reports", {}).items():
+            details = Table(title=step, show_header=False)
+            for key, value in report.items():
+                details.add_row(key, str(value))
+            console.print(details)
+    images = manifest["counts"].get("images")
+    if images:
+        table = Table(title="Images by source")
+        outcomes = sorted({o for c in images["per_source"].values() for o in c})
+        table.add_column("source")
+        for outcome in outcomes:
+            table.add_column(outcome, justify="right")
+        for source, counts in images["per_source"].items():
+            table.add_row(source, *(str(counts.get(o, 0)) for o in outcomes))
+        console.print(table)

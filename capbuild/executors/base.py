@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from capbuild.errors import ConfigError
 from capbuild.filters.base import FilterContext
 from capbuild.filters.chain import FilterChain
 from capbuild.partitions import Counts, PartitionTask, Reports, Segment, filter_reports, run_partition
@@ -25,9 +26,9 @@ class ExecutorOptions:
 
     def __post_init__(self) -> None:
         if self.name not in EXECUTORS:
-            raise ValueError(f"--executor must be one of {', '.join(EXECUTORS)} (got {self.name!r})")
+            raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)} (got {self.name!r})")
         if self.workers < 0:
-            raise ValueError(f"--ray-workers must be 0 (one per CPU, or per GPU) or more (got {self.workers})")
+            raise ConfigError(f"--ray-workers must be 0 (one per CPU, or per GPU) or more (got {self.workers})")
 
 
 class Executor(ABC):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from capbuild.errors import MissingExtraError
 from capbuild.executors.base import Executor, OnDone
 from capbuild.filters.base import FilterContext
 from capbuild.partitions import PartitionTask, Reports, Segment, SegmentWorker, merge_reports
@@ -27,7 +28,7 @@ class RayExecutor(Executor):
         try:
             import ray
         except ImportError as err:
-            raise RuntimeError("--executor ray needs Ray: pip install 'capbuild[scale]'") from err
+            raise MissingExtraError("Ray", "scale", "--executor ray") from err
         self.ray = ray
         self.workers = workers
         self.owned = not ray.is_initialized()

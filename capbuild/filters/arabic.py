@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from capbuild.errors import ConfigError
 from capbuild.filters.base import CaptionFilter, CaptionRewriter, FilterContext, FilterResult, register_filter
 
 # Harakat, tanwin, shadda, sukun (U+064B-U+065F), superscript alef (U+0670), Quranic annotation
@@ -69,7 +70,7 @@ class ArabicMinTokensFilter(CaptionFilter):
         if arg is None:
             return cls()
         if not arg.strip().isdigit():
-            raise ValueError(f"--filter ar-min-tokens takes a whole number, e.g. ar-min-tokens=3 (got {arg!r})")
+            raise ConfigError(f"--filter ar-min-tokens takes a whole number, e.g. ar-min-tokens=3 (got {arg!r})")
         return cls(int(arg))
 
     def apply(self, batch: pa.Table) -> FilterResult:

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
+from capbuild.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class FilterContext:
@@ -48,7 +50,7 @@ class Filter(ABC):
     def from_spec(cls, arg: str | None, context: FilterContext) -> Filter:
         """Build the filter from the text after '=' in '--filter NAME=ARG' (None when absent)."""
         if arg is not None:
-            raise ValueError(f"filter {cls.name!r} takes no argument (got {cls.name}={arg})")
+            raise ConfigError(f"filter {cls.name!r} takes no argument (got {cls.name}={arg})")
         return cls()
 
     @abstractmethod
@@ -146,7 +148,7 @@ def make_filter(spec: str, context: FilterContext) -> Filter:
     name, arg = parse_spec(spec)
     if name not in FILTERS:
         known = ", ".join(sorted(FILTERS))
-        raise ValueError(f"unknown filter {name!r} in --filter {spec!r}; known filters: {known}")
+        raise ConfigError(f"unknown filter {name!r} in --filter {spec!r}; known filters: {known}")
     return FILTERS[name].from_spec(arg, context)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from capbuild.errors import ConfigError
 from capbuild.filters.base import CaptionFilter, FilterContext, FilterResult, register_filter
 from capbuild.filters.options import require_extra
 from capbuild.table import SCORE_FIELDS
@@ -28,7 +29,7 @@ def _language(code: str) -> Any:
         return Language.from_iso_code_639_1(IsoCode639_1.from_str(code.strip().lower()))
     except ValueError:
         known = ", ".join(sorted(lang.iso_code_639_1.name.lower() for lang in Language.all()))
-        raise ValueError(f"language {code!r} is not one lingua detects; ISO 639-1 codes it knows: {known}") from None
+        raise ConfigError(f"language {code!r} is not one lingua detects; ISO 639-1 codes it knows: {known}") from None
 
 
 def candidate_codes(target: str, candidates: str | None) -> list[str] | None:
@@ -58,7 +59,7 @@ class LanguageFilter(CaptionFilter):
         from lingua import Language, LanguageDetectorBuilder
 
         if not 0.0 <= min_score <= 1.0:
-            raise ValueError(f"lang={target}:{min_score}: the minimum confidence lies in [0, 1]")
+            raise ConfigError(f"lang={target}:{min_score}: the minimum confidence lies in [0, 1]")
         self.target, self.min_score = target.strip().lower(), min_score
         # With several targets (a `--lang it,ar` build and `lang` alone) a row must be in its own language.
         self.targets = [code.strip() for code in self.target.split(",") if code.strip()]
@@ -74,7 +75,9 @@ class LanguageFilter(CaptionFilter):
         try:
             min_score = float(minimum) if minimum else 0.0
         except ValueError:
-            raise ValueError(f"--filter lang takes LANG or LANG:MIN_SCORE, e.g. lang=it:0.5 (got lang={arg})") from None
+            raise ConfigError(
+                f"--filter lang takes LANG or LANG:MIN_SCORE, e.g. lang=it:0.5 (got lang={arg})"
+            ) from None
         return cls(code, min_score, context.options.get("lang_candidates"))
 
     def score(self, captions: list[str]) -> list[tuple[str | None, float]]:

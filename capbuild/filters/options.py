@@ -7,11 +7,11 @@ The CLI adds `CLI_OPTIONS` to every build command; their values reach the filter
 from __future__ import annotations
 
 import importlib.util
-import inspect
 from dataclasses import dataclass, fields
 from typing import Any
 
-from capbuild.cli_params import option
+from capbuild.cli_params import CliOption, option
+from capbuild.errors import ConfigError, MissingExtraError
 from capbuild.filters.base import OPERATIONAL_OPTIONS
 
 POS_BACKENDS = ("spacy", "stanza", "hf")
@@ -21,7 +21,7 @@ PROPN_DENOMINATORS = ("words", "all")
 def require_extra(module: str, package: str) -> None:
     """A clear error when a package of the `pos` extra is missing."""
     if importlib.util.find_spec(module) is None:
-        raise ValueError(f"{package} is not installed; the POS and language filters need: pip install 'capbuild[pos]'")
+        raise MissingExtraError(package, "pos", "the POS and language filters")
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,13 @@ class PosOptions:
 
     def __post_init__(self) -> None:
         if self.pos_backend not in POS_BACKENDS:
-            raise ValueError(f"--pos-backend {self.pos_backend!r}: choose one of {', '.join(POS_BACKENDS)}")
+            raise ConfigError(f"--pos-backend {self.pos_backend!r}: choose one of {', '.join(POS_BACKENDS)}")
         if self.propn_denominator not in PROPN_DENOMINATORS:
-            raise ValueError(
+            raise ConfigError(
                 f"--propn-denominator {self.propn_denominator!r}: choose one of {', '.join(PROPN_DENOMINATORS)}"
             )
         if self.pos_workers < 1 or self.pos_batch_size < 1:
-            raise ValueError("--pos-workers and --pos-batch-size must be at least 1")
+            raise ConfigError("--pos-workers and --pos-batch-size must be at least 1")
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> PosOptions:
@@ -55,7 +55,7 @@ class PosOptions:
 
 OPERATIONAL_OPTIONS.update({"pos_workers", "pos_batch_size"})
 
-CLI_OPTIONS: list[inspect.Parameter] = [
+CLI_OPTIONS: list[CliOption] = [
     option(
         "pos_backend",
         str,
@@ -84,7 +84,13 @@ CLI_OPTIONS: list[inspect.Parameter] = [
         "--pos-tag-map",
         help="JSON file {model label: UPOS tag} for an hf model whose labels are neither UPOS nor CAMeL's.",
     ),
-    option("pos_workers", int, 1, "--pos-workers", help="POS tagging processes (spaCy n_process)."),
+    option(
+        "pos_workers",
+        int,
+        1,
+        "--pos-workers",
+        help="spaCy tagging processes, forked once the model is loaded (not spaCy's n_process); 2,000+ captions each.",
+    ),
     option("pos_batch_size", int, 256, "--pos-batch-size", help="Captions per POS tagging batch."),
     option(
         "propn_denominator",

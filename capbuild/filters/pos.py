@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from capbuild.errors import ConfigError
 from capbuild.filters.base import CaptionFilter, FilterContext, FilterResult, register_filter
 from capbuild.filters.options import PosOptions
 from capbuild.filters.pos_backends import PosBackend, check_backend, make_backend
@@ -44,7 +45,7 @@ class PropnFilter(CaptionFilter):
 
     def __init__(self, threshold: float = 0.8, lang: str = "en", options: PosOptions | None = None, **kwargs: Any):
         if not 0.0 < threshold <= 1.0:
-            raise ValueError(f"propn={threshold}: the threshold is a share of tokens in (0, 1], e.g. propn=0.8")
+            raise ConfigError(f"propn={threshold}: the threshold is a share of tokens in (0, 1], e.g. propn=0.8")
         self.threshold = threshold
         # A build of several languages (`--lang it,ar`) tags each row with its own language's model.
         self.langs = [code.strip() for code in lang.split(",") if code.strip()]
@@ -61,7 +62,7 @@ class PropnFilter(CaptionFilter):
         try:
             threshold = float(arg) if arg is not None else 0.8
         except ValueError:
-            raise ValueError(f"--filter propn takes a share such as propn=0.8 (got propn={arg})") from None
+            raise ConfigError(f"--filter propn takes a share such as propn=0.8 (got propn={arg})") from None
         return cls(threshold, context.lang, PosOptions.from_options(context.options))
 
     def backend(self, lang: str | None = None) -> PosBackend:

@@ -11,6 +11,7 @@ from typing import Any
 import ftfy
 import pyarrow as pa
 
+from capbuild.errors import ConfigError
 from capbuild.filters.base import CaptionFilter, CaptionRewriter, Filter, FilterContext, FilterResult, register_filter
 
 WHITESPACE = re.compile(r"\s+")
@@ -53,14 +54,14 @@ class LengthFilter(CaptionFilter):
 
     def __init__(self, minimum: int | None = None, maximum: int | None = None) -> None:
         if minimum is not None and maximum is not None and minimum > maximum:
-            raise ValueError(f"len={minimum}..{maximum}: the minimum is larger than the maximum")
+            raise ConfigError(f"len={minimum}..{maximum}: the minimum is larger than the maximum")
         self.minimum, self.maximum = minimum, maximum
 
     @classmethod
     def from_spec(cls, arg: str | None, context: FilterContext) -> LengthFilter:
         match = re.fullmatch(r"\s*(\d*)\s*\.\.\s*(\d*)\s*", arg or "")
         if not match or not (match[1] or match[2]):
-            raise ValueError(f"--filter len takes a word range such as len=3..60, len=3.. or len=..60 (got {arg!r})")
+            raise ConfigError(f"--filter len takes a word range such as len=3..60, len=3.. or len=..60 (got {arg!r})")
         return cls(int(match[1]) if match[1] else None, int(match[2]) if match[2] else None)
 
     def score(self, captions: list[str]) -> list[int]:

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from capbuild.errors import ConfigError
+
 LENGTH_BUCKET = 8
 
 
@@ -72,10 +74,10 @@ def cuda_devices(devices: str) -> list[int]:
     try:
         wanted = [int(d) for d in devices.split(",") if d.strip()]
     except ValueError as err:
-        raise ValueError(f"--mt-devices takes 'auto', 'cpu' or GPU indices such as 0,1 (got {devices!r})") from err
+        raise ConfigError(f"--mt-devices takes 'auto', 'cpu' or GPU indices such as 0,1 (got {devices!r})") from err
     missing = [d for d in wanted if d >= available]
     if missing:
-        raise ValueError(f"--mt-devices {devices}: CUDA sees {available} GPU(s); use --mt-devices cpu to run on CPU")
+        raise ConfigError(f"--mt-devices {devices}: CUDA sees {available} GPU(s); use --mt-devices cpu to run on CPU")
     return wanted
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from capbuild.errors import ConfigError
 from capbuild.filters.base import Filter, FilterContext, FilterResult
 from capbuild.translate.degenerate import degenerate_reason
 from capbuild.translate.engine import DecodeOptions, RuntimeOptions
@@ -143,12 +144,12 @@ def translation_filters(context: FilterContext) -> list[Filter]:
     if not options.get("translate"):
         return []
     if not options.get("mt_model"):
-        raise ValueError("--translate needs --mt-model CT2_DIR (make one with `capbuild translate convert`)")
+        raise ConfigError("--translate needs --mt-model CT2_DIR (make one with `capbuild translate convert`)")
     target = options.get("target_lang")
     if not target:
-        raise ValueError("translation needs a target language (--lang)")
+        raise ConfigError("translation needs a target language (--lang)")
     if target == context.lang:
-        raise ValueError(
+        raise ConfigError(
             f"--translate: the captions are already in {target}; give their language with --src-lang "
             "(default en) and the language to translate into with --lang"
         )

@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from capbuild.errors import InputError
+
 MODEL_INFO_FILE = "capbuild-mt.json"
 VOCABULARY_FILES = (
     "shared_vocabulary.json", "shared_vocabulary.txt", "source_vocabulary.json", "source_vocabulary.txt",
@@ -30,7 +32,7 @@ class ModelInfo:
 
 def check_model_dir(folder: Path) -> None:
     if not (folder / "model.bin").is_file():
-        raise FileNotFoundError(
+        raise InputError(
             f"{folder} is not a CTranslate2 model folder (no model.bin); convert a Hugging Face model with "
             f"`capbuild translate convert --model MODEL --out {folder}`"
         )

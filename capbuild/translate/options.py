@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from capbuild.cli_params import option
 from capbuild.filters.base import OPERATIONAL_OPTIONS
 
@@ -22,13 +20,3 @@ TRANSLATE_OPTIONS = [
     option("mt_repetition_penalty", float, 1.0, "--mt-repetition-penalty", help="Penalty (>1) on repeated tokens."),
     option("mt_no_repeat_ngram", int, 0, "--mt-no-repeat-ngram", help="Forbid repeated n-grams of this size."),
 ]  # fmt: skip
-
-
-def builder_lang(options: dict[str, Any]) -> str:
-    """The language the builder's captions are in: --src-lang when translating, else --lang."""
-    return options["src_lang"] if options.get("translate") else options["lang"]
-
-
-def translation_target(options: dict[str, Any]) -> dict[str, Any]:
-    """Extra filter options when translating: the build's --lang is the translation's target."""
-    return {"target_lang": options["lang"]} if options.get("translate") else {}

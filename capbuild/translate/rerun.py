@@ -11,9 +11,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from capbuild.build import WORK_DIR
+from capbuild.errors import ConfigError
 from capbuild.filters.base import FilterContext
 from capbuild.filters.chain import FilterChain
-from capbuild.manifest import fingerprint, load_manifest, save_manifest
+from capbuild.manifest import fingerprint, require_manifest, save_manifest
 from capbuild.table import SCORE_FIELDS, caption_schema, conform, iter_batches, read_parts, rejected_schema, write_part
 from capbuild.text_stage import TEXT_BATCH_ROWS
 from capbuild.translate.filters import DegenerateTranslationFilter, TranslateFilter, translation_filters
@@ -25,11 +26,9 @@ def retranslate_build(out: Path, options: dict[str, Any]) -> dict[str, Any]:
     """Translate the source captions of build OUT again; `options` are the build's --mt-* filter
     options plus `target_lang`. Rows that mt_degenerate rejected are retried. The shards no longer
     match the table, so they are removed and the images stage is marked not done."""
-    manifest = load_manifest(out)
-    if manifest is None:
-        raise ValueError(f"{out} holds no manifest.json: is it a capbuild build folder?")
+    manifest = require_manifest(out)
     if not manifest["stages"]["text"].get("done"):
-        raise ValueError(f"{out}: the caption table is not finished; re-run the build command first")
+        raise ConfigError(f"{out}: the caption table is not finished; re-run the build command first")
     table = read_parts(out / "captions")
     rejected = read_parts(out / "rejected") if (out / "rejected").is_dir() else None
     sources = _restore_sources(table, rejected)
