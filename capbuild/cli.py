@@ -21,15 +21,16 @@ from capbuild.builders.pairs import PairsBuilder
 from capbuild.builders.wap import WapBuilder
 from capbuild.builders.wit import WitBuilder
 from capbuild.cards.commands import app as cards_app
-from capbuild.cli_params import REQUIRED, option
-from capbuild.executors import EXECUTORS, ExecutorOptions
-from capbuild.filters.options import CLI_OPTIONS as POS_FILTER_OPTIONS
+from capbuild.cli_params import REQUIRED, dataclass_options, dataclass_values, option
 from capbuild.images.stage import DEFAULT_PER_HOST_RPS, DISTRIBUTORS, RESIZE_MODES, ImageOptions
 from capbuild.manifest import load_manifest
+from capbuild.stages.text.executors import EXECUTORS, ExecutorOptions
+from capbuild.stages.text.options import TextOptions
+from capbuild.stages.text.plan import make_plan
+from capbuild.stages.text.records import step_records
 from capbuild.storage import build_folder, local_inputs
 from capbuild.train.commands import register as register_train_commands
 from capbuild.translate.cli import translate_app
-from capbuild.translate.options import TRANSLATE_OPTIONS, builder_lang, translation_target
 
 app = typer.Typer(
     help="Build multilingual image-caption datasets (caption table, filters, WebDataset shards).",
@@ -58,6 +59,14 @@ BUILD_OPTIONS = [
         "--filter",
         "-f",
         help="Filter spec, repeatable, applied in order after clean: len=3..60, dedup, propn=0.8, lang=it:0.5, ...",
+    ),
+    option(
+        "post_filter",
+        list[str] | None,
+        None,
+        "--post-filter",
+        help="Filter spec, repeatable, applied to the translated captions (after --translate and the MT checks); "
+        "without --translate, a --filter placed last.",
     ),
     option("image_size", int, 256, "--image-size", help="Side of the resized images, in pixels."),
     option("resize_mode", str, "border", "--resize-mode", help=f"img2dataset resize mode: {', '.join(RESIZE_MODES)}."),
@@ -95,10 +104,8 @@ BUILD_OPTIONS = [
     option("overwrite", bool, False, "--overwrite", help="Replace a different build already in --out."),
 ]
 
-# Options passed to the filters (through FilterContext.options); filter modules add theirs here.
-FILTER_OPTIONS: list[inspect.Parameter] = []
-FILTER_OPTIONS += POS_FILTER_OPTIONS
-FILTER_OPTIONS += TRANSLATE_OPTIONS
+# The text steps' build-wide options (POS, language, translation), generated from TextOptions.
+FILTER_OPTIONS: list[inspect.Parameter] = dataclass_options(TextOptions)
 
 
 def build_command(
@@ -109,12 +116,15 @@ def build_command(
 
     def command(**options: Any) -> None:
         with _errors(), build_folder(options["out"], options["overwrite"]) as out:
-            builder = make_builder(lang=builder_lang(options), **{n: options[n] for n in builder_names})
+            text_options: TextOptions = dataclass_values(TextOptions, options)
+            builder = make_builder(
+                lang=text_options.source_lang(options["lang"]), **{n: options[n] for n in builder_names}
+            )
+            plan = make_plan(options["lang"], options["filter"] or [], options["post_filter"] or [], text_options)
             request = BuildRequest(
                 builder=builder,
                 out=out,
-                filters=options["filter"] or [],
-                filter_options={p.name: options[p.name] for p in FILTER_OPTIONS} | translation_target(options),
+                plan=plan,
                 images=None if options["no_images"] else _image_options(options),
                 overwrite=options["overwrite"],
                 executor=ExecutorOptions(options["executor"], options["ray_address"], options["ray_workers"]),
@@ -259,7 +269,7 @@ def demo(
         request = BuildRequest(
             builder=CocoBuilder(lang="en", inputs=[captions_file], image_dirs=[images_dir]),
             out=out,
-            filters=["len=3..30", "dedup"],
+            plan=make_plan("en", ["len=3..30", "dedup"]),
             images=ImageOptions(image_size=64, shard_size=10, threads=4),
             overwrite=True,
         )
@@ -329,11 +339,12 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
     console.print(config)
     text = manifest["counts"].get("text")
     if text:
-        filters = Table(title=f"Filters ({text['source_rows']} rows from the builder)")
-        for column in ("filter", "in", "kept", "dropped"):
-            filters.add_column(column, justify="left" if column == "filter" else "right")
-        for name, counts in text["filters"].items():
-            filters.add_row(name, str(counts["in"]), str(counts["kept"]), str(counts["dropped"]))
+        filters = Table(title=f"Text steps ({text['source_rows']} rows from the builder)")
+        for column in ("step", "kind", "in", "kept", "dropped", "errors"):
+            filters.add_column(column, justify="left" if column in ("step", "kind") else "right")
+        for record in step_records(manifest):
+            counts = [str(record.counts.get(what, 0)) for what in ("in", "kept", "dropped", "errors")]
+            filters.add_row(record.spec, record.kind, *counts)
         console.print(filters)
         builder = Table(title="Builder: skipped and repaired")
         builder.add_column("what")
@@ -342,9 +353,11 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
             for reason, count in counts.items():
                 builder.add_row(f"{kind}: {reason}", str(count))
         console.print(builder)
-        for step, report in text.get("reports", {}).items():
-            details = Table(title=step, show_header=False)
-            for key, value in report.items():
+        for record in step_records(manifest):
+            if not record.report:
+                continue
+            details = Table(title=record.spec, show_header=False)
+            for key, value in record.report.items():
                 details.add_row(key, str(value))
             console.print(details)
     images = manifest["counts"].get("images")

@@ -13,26 +13,25 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow as pa
 
-from capbuild.filters.base import Filter, FilterContext, FilterResult, register_filter
+from capbuild.filters.base import FilterResult, Runner
+from capbuild.options import opt
+from capbuild.stages.text.options import TextOptions
+from capbuild.stages.text.steps import Filter, register_step
 
 
-@register_filter
-class SlowTestFilter(Filter):
+class SlowTestFilter(Runner):
     name = "slow_test"
 
     def __init__(self, seconds: float, log_dir: Path) -> None:
-        self.seconds, self.log_dir, self.spec = seconds, log_dir, f"{seconds}:{log_dir}"
+        self.seconds, self.log_dir = seconds, log_dir
         (log_dir / "pids").mkdir(parents=True, exist_ok=True)
         (log_dir / "pids" / str(os.getpid())).touch()
-
-    @classmethod
-    def from_spec(cls, arg: str | None, context: FilterContext) -> SlowTestFilter:
-        seconds, _, log_dir = (arg or "").partition(":")
-        return cls(float(seconds), Path(log_dir))
 
     def apply(self, batch: pa.Table) -> FilterResult:
         time.sleep(self.seconds)
@@ -42,16 +41,36 @@ class SlowTestFilter(Filter):
             log.write(f"{os.getpid()} {first} {len(batch)}\n")
         return FilterResult(batch, [n % 5 != 0 for n in lengths], lengths)
 
+
+@register_step
+@dataclass(frozen=True)
+class SlowTest(Filter):
+    name: ClassVar[str] = "slow_test"
+    seconds: float = field(default=0.0, metadata=opt("Seconds to sleep per batch."))
+    log_dir: str = field(default="", metadata=opt("Folder of the pid files and the batch log."))
+
+    @classmethod
+    def from_spec(cls, arg: str | None, lang: str, options: TextOptions) -> SlowTest:
+        seconds, _, log_dir = (arg or "").partition(":")
+        return cls(float(seconds), log_dir)
+
+    def build(self) -> SlowTestFilter:
+        return SlowTestFilter(self.seconds, Path(self.log_dir))
+
     def describe(self) -> str:
-        return f"{self.name}={self.spec}"
+        return f"{self.name}={self.seconds}:{self.log_dir}"
 
 
-@register_filter
-class GpuTestFilter(SlowTestFilter):
+@register_step
+@dataclass(frozen=True)
+class GpuTest(SlowTest):
     """slow_test asking for a GPU: on a cluster without one, the Ray executor gives it CPU actors."""
 
-    name = "gpu_test"
-    uses_gpu = True
+    name: ClassVar[str] = "gpu_test"
+
+    @property
+    def uses_gpu(self) -> bool:
+        return True
 
 
 def logged_batches(log_dir: Path) -> list[tuple[int, str, int]]:
@@ -93,9 +112,9 @@ def write_varied_coco(path: Path, images: int) -> Path:
 
 
 if __name__ == "__main__":
-    import capbuild.text_stage
+    import capbuild.stages.text.stage
     from capbuild.cli import main
 
-    capbuild.text_stage.TEXT_BATCH_ROWS = int(os.environ.get("CAPBUILD_TEST_BATCH_ROWS", "20000"))
+    capbuild.stages.text.stage.TEXT_BATCH_ROWS = int(os.environ.get("CAPBUILD_TEST_BATCH_ROWS", "20000"))
     sys.argv[0] = "capbuild"
     main()

@@ -9,10 +9,13 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-import capbuild.text_stage
+import capbuild.stages.text.stage
 from capbuild.build import BuildRequest, run_build
 from capbuild.builders.coco import CocoBuilder
-from capbuild.executors import ExecutorOptions
+from capbuild.stages.text.executors import ExecutorOptions
+from capbuild.stages.text.options import TextOptions
+from capbuild.stages.text.plan import make_plan
+from capbuild.stages.text.records import counts_by_spec, reports_by_spec
 from tests.scale_helpers import logged_batches
 from tests.translate_models import build_marian, fixture_captions
 
@@ -51,12 +54,11 @@ def _captions(path):
 def _build(tmp_path, name, model, executor, seconds=0.0):
     log = tmp_path / name / "log"
     cache = str(tmp_path / name / "cache")
-    options = {"translate": True, "mt_model": str(model), "target_lang": "it", "mt_cache": cache}
+    options = TextOptions(translate=True, mt_model=str(model), mt_cache=cache, mt_progress=False)
     request = BuildRequest(
         builder=CocoBuilder(lang="en", inputs=[_captions(tmp_path / "captions.json")]),
         out=tmp_path / name / "out",
-        filters=["dedup", f"slow_test={seconds}:{log}"],
-        filter_options={**options, "mt_progress": False},
+        plan=make_plan("it", ["dedup", f"slow_test={seconds}:{log}"], [], options),
         images=None,
         executor=executor,
     )
@@ -68,7 +70,7 @@ def _tables(out):
 
 
 def test_translation_on_ray_survives_a_killed_worker(tmp_path, marian_ct2, local_ray, monkeypatch):
-    monkeypatch.setattr(capbuild.text_stage, "TEXT_BATCH_ROWS", BATCH_ROWS)
+    monkeypatch.setattr(capbuild.stages.text.stage, "TEXT_BATCH_ROWS", BATCH_ROWS)
     local, local_counts = _build(tmp_path, "local", marian_ct2, ExecutorOptions("local"))
     result: dict = {}
     thread = threading.Thread(
@@ -92,8 +94,9 @@ def test_translation_on_ray_survives_a_killed_worker(tmp_path, marian_ct2, local
         assert got.equals(want)
     kept = pq.read_table(tmp_path / "ray" / "out" / "captions")
     assert len(set(kept["key"].to_pylist())) == len(kept) and set(kept["lang"].to_pylist()) == {"it"}
-    assert list(result["counts"]["filters"].values()) == list(local_counts["filters"].values())
-    translate = next(name for name in local_counts["reports"] if name.startswith("translate="))
-    assert local_counts["reports"][translate]["rows_translated"] == local_counts["filters"][translate]["in"] > 0
+    assert list(counts_by_spec(result["counts"]).values()) == list(counts_by_spec(local_counts).values())
+    translate = next(name for name in reports_by_spec(local_counts) if name.startswith("translate="))
+    rows_translated = reports_by_spec(local_counts)[translate]["rows_translated"]
+    assert rows_translated == counts_by_spec(local_counts)[translate]["in"] > 0
     ray_batches = {pid for pid, _, _ in logged_batches(log)}
     assert os.getpid() not in ray_batches and len(ray_batches) >= 2

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from capbuild.cli import app
+from capbuild.stages.text.records import plan_specs, reports_by_spec
 from capbuild.table import read_parts
 from capbuild.translate import DecodeOptions, Translator
 from capbuild.translate.degenerate import degenerate_reason, is_loop
@@ -230,16 +231,19 @@ def test_coco_build_with_translate(marian_ct2: Path, tmp_path: Path) -> None:
 
     manifest = json.loads((out / "manifest.json").read_text())
     info = read_model_info(marian_ct2)
-    filters = manifest["config"]["filters"]
+    filters = plan_specs(manifest)
     assert filters[-2:] == [f"translate=it model={info.name}@{info.fingerprint}", "mt_degenerate"]
     assert filters.index("len=1..40") < filters.index(filters[-2])  # the user's filters run first
-    report = manifest["counts"]["text"]["reports"][filters[-2]]
+    assert [s["kind"] for s in manifest["config"]["plan"][-2:]] == ["rewriter", "filter"]
+    report = reports_by_spec(manifest["counts"]["text"])[filters[-2]]
     assert report["model_fingerprint"] == info.fingerprint
     assert report["unique"] == 29 and report["cache_hits"] == 0
 
     again = runner.invoke(app, [*args, "--out", str(tmp_path / "again")])
     assert again.exit_code == 0, again.output
-    report = json.loads((tmp_path / "again" / "manifest.json").read_text())["counts"]["text"]["reports"][filters[-2]]
+    report = reports_by_spec(json.loads((tmp_path / "again" / "manifest.json").read_text())["counts"]["text"])[
+        filters[-2]
+    ]
     assert report["cache_hits"] == 29 and report.get("model_sentences", 0) == 0
 
     rerun = runner.invoke(

@@ -158,6 +158,7 @@ class Flickr8kBuilder(Builder):
             captions=captions,
             lang=self.lang,
             caption_orig=caption_orig,
+            captions_orig=meta.get("captions_en"),
             lang_orig=lang_orig,
             meta=meta,
         )

@@ -48,7 +48,7 @@ def print_summary(report: Report, console: Console) -> None:
     filters = Table(title="Filters, with examples of what they dropped")
     for column in ("filter", "in", "dropped", "examples (value: caption)"):
         filters.add_column(column, justify="right" if column in ("in", "dropped") else "left")
-    filter_counts = text.get("filters", {})
+    filter_counts = facts.step_counts
     for spec, samples in report.dropped.items():
         c = filter_counts.get(spec, {})
         examples = "\n".join(f"{s.reason}: {_short(s.caption)}" for s in samples[:EXAMPLES_PER_FILTER])

@@ -23,14 +23,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from capbuild.images.download import PER_HOST_RPS_KEY, SPARK_MASTER_ENV
 from capbuild.images.failures import failure_reason
 from capbuild.images.shards import Sample, read_samples, write_samples
-from capbuild.table import SCORE_FIELDS, part_files
+from capbuild.table import part_files, score_fields
 
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
 DISTRIBUTORS = ("multiprocessing", "pyspark", "ray")
 # Columns of the caption table that go into every sample's KEY.json (img2dataset adds url,
 # width, height, original size, status and sha256). img2dataset reserves `key` for the positional
 # key it writes; the table's key travels as TABLE_KEY and replaces it when shards are rewritten.
-SAMPLE_COLUMNS = ("source", "source_id", "split", "lang", "caption_orig", "lang_orig", "captions", "meta")
+SAMPLE_COLUMNS = (
+    "source", "source_id", "split", "lang", "caption_orig", "lang_orig", "captions", "captions_orig", "meta",
+)  # fmt: skip
 TABLE_KEY = "table_key"
 SPLIT_ORDER = ("train", "val", "test")
 SIZES_NAME = "sizes.json"
@@ -156,7 +158,7 @@ def _input_name(split: str) -> str:
 
 
 def _input_columns(table: pa.Table) -> pa.Table:
-    scores = [c for c in table.column_names if c in SCORE_FIELDS]
+    scores = list(score_fields(table.schema))
     columns = {"url": table["image_url"], "caption": table["caption"], TABLE_KEY: table["key"]}
     columns.update({name: table[name] for name in (*SAMPLE_COLUMNS, *scores)})
     return pa.table(columns)

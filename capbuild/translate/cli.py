@@ -9,7 +9,15 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from capbuild.translate.options import TRANSLATE_OPTIONS
+from capbuild.cli_params import dataclass_options, dataclass_values
+from capbuild.stages.text.options import TextOptions
+
+# `translate run` takes the build commands' --mt-model, --beam-size and --mt-* options.
+RUN_OPTIONS = [
+    p
+    for p in dataclass_options(TextOptions)
+    if p.name == "mt_model" or p.name == "beam_size" or p.name.startswith("mt_")
+]
 
 translate_app = typer.Typer(help="Machine translation with CTranslate2: convert models, re-translate builds.")
 console = Console(stderr=True)
@@ -33,20 +41,16 @@ def convert(
 
 
 def _run(out: Path, lang: str | None, **options: Any) -> None:
-    from capbuild.manifest import load_manifest
-    from capbuild.translate.rerun import retranslate_build
+    from capbuild.translate.rerun import retranslate_build, translated_into
 
     with _errors():
-        manifest = load_manifest(out)
-        target = lang or ((manifest or {}).get("config", {}).get("filter_options", {}).get("target_lang"))
-        if not target:
-            raise ValueError(f"{out} was not translated before: give the target language with --lang")
-        manifest = retranslate_build(out, {**options, "target_lang": target})
+        manifest = retranslate_build(out, dataclass_values(TextOptions, options), lang)
         text = manifest["counts"]["text"]
         console.print(
-            f"[bold green]done[/]: {text['captions']} captions in {target}, {text['rejected']} rejected "
-            f"(see {out / 'rejected'}); shards removed: re-run the build command with the same --mt-* options "
-            "to make them"
+            f"[bold green]done[/]: {text['captions']} captions in {translated_into(manifest)}, {text['rejected']} "
+            f"rejected (see {out / 'rejected'}); shards removed: re-run the build command (as first given, or "
+            "with these --mt-* options) to make them",
+            markup=True,
         )
 
 
@@ -63,7 +67,7 @@ _run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             default=None,
             annotation=Annotated[str | None, typer.Option("--lang", help="Target language (default: the build's).")],
         ),
-        *(p for p in TRANSLATE_OPTIONS if p.name not in ("translate", "src_lang")),
+        *RUN_OPTIONS,
     ]
 )
 _run.__doc__ = "Re-translate an existing build's caption table in place (the source captions it kept)."

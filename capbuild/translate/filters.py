@@ -1,40 +1,33 @@
-"""Translation as two steps of the filter chain, after the user's filters (which see the source
-text and so save compute): `translate` rewrites every row, `mt_degenerate` drops bad output."""
+"""The runners of the translation steps (capbuild.translate.steps): `translate` rewrites every row,
+`mt_degenerate` drops bad output."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from capbuild.filters.base import Filter, FilterContext, FilterResult
+from capbuild.filters.base import FilterResult, Runner
 from capbuild.translate.degenerate import degenerate_reason
-from capbuild.translate.engine import DecodeOptions, RuntimeOptions
-from capbuild.translate.model import ModelInfo, read_model_info
+from capbuild.translate.model import read_model_info
 from capbuild.translate.translator import Translator
 
 
-@lru_cache(maxsize=8)
-def _model_info(folder: str) -> ModelInfo:
-    return read_model_info(Path(folder))
-
-
-class TranslateFilter(Filter):
+class TranslateFilter(Runner):
     """Translates `caption` and every entry of `captions` into the target language (through the
     cache); the source text goes to `caption_orig` / `captions_orig` and its language to `lang_orig`.
     Rows already in the target language pass unchanged. Keeps every row."""
 
     name = "translate"
-    score_column = "captions_orig"
 
     def __init__(self, model_dir: Path, target_lang: str, translator_options: dict[str, Any]) -> None:
         self.model_dir = Path(model_dir)
         self.target_lang = target_lang
         self.translator_options = translator_options
-        self.info = _model_info(str(self.model_dir.resolve()))
+        self.info = read_model_info(self.model_dir)
         self.rows_translated = 0
 
     @cached_property
@@ -85,7 +78,7 @@ class TranslateFilter(Filter):
         return {**self.translator.report(), "rows_translated": self.rows_translated}
 
 
-class DegenerateTranslationFilter(Filter):
+class DegenerateTranslationFilter(Runner):
     """Drops translated rows whose caption is degenerate (empty, a repeated-token loop, an absurd
     length ratio to its source); degenerate entries of `captions` are removed and counted."""
 
@@ -117,40 +110,3 @@ class DegenerateTranslationFilter(Filter):
 
     def report(self) -> dict[str, Any]:
         return {"degenerate_entries_removed_from_captions": self.removed["captions_entries"]}
-
-
-def translator_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Translator keyword arguments from the build's filter options (the CLI's --mt-* options)."""
-    return {
-        "cache_dir": options.get("mt_cache"),
-        "decode": DecodeOptions(
-            beam_size=options.get("beam_size") or 1,
-            repetition_penalty=options.get("mt_repetition_penalty") or 1.0,
-            no_repeat_ngram_size=options.get("mt_no_repeat_ngram") or 0,
-        ),
-        "runtime": RuntimeOptions(
-            devices=options.get("mt_devices") or "auto",
-            compute_type=options.get("mt_compute_type"),
-            batch_tokens=options.get("mt_batch_tokens"),
-        ),
-        "progress": options.get("mt_progress", True),
-    }
-
-
-def translation_filters(context: FilterContext) -> list[Filter]:
-    """[translate, mt_degenerate] for a build that asked for translation (else [])."""
-    options = context.options
-    if not options.get("translate"):
-        return []
-    if not options.get("mt_model"):
-        raise ValueError("--translate needs --mt-model CT2_DIR (make one with `capbuild translate convert`)")
-    target = options.get("target_lang")
-    if not target:
-        raise ValueError("translation needs a target language (--lang)")
-    if target == context.lang:
-        raise ValueError(
-            f"--translate: the captions are already in {target}; give their language with --src-lang "
-            "(default en) and the language to translate into with --lang"
-        )
-    translate = TranslateFilter(Path(options["mt_model"]), target, translator_options(options))
-    return [translate, DegenerateTranslationFilter()]
