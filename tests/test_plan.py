@@ -113,9 +113,9 @@ def test_post_filters_without_translation_are_filters_placed_last():
 
 
 def test_bad_specs_and_steps_the_plan_adds_itself_are_clear_errors():
-    with pytest.raises(ConfigError, match="unknown filter 'translate'.*--translate adds it"):
+    with pytest.raises(ConfigError, match=r"unknown filter 'translate'.*--translate adds it"):
         parse_step("translate")
-    with pytest.raises(ConfigError, match=r"--mt-model"):
+    with pytest.raises(ConfigError, match="--mt-model"):
         make_plan("it", [], [], TextOptions(translate=True))
     with pytest.raises(ConfigError, match="unknown filter 'nope'"):
         make_plan("fr", [], ["nope"])
