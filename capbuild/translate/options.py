@@ -8,7 +8,8 @@ from capbuild.cli_params import option
 from capbuild.filters.base import OPERATIONAL_OPTIONS
 
 # Where and in what batches translation runs; the cache keeps a resumed build's translations as they were.
-OPERATIONAL_OPTIONS.update({"mt_devices", "mt_batch_tokens", "mt_cache"})
+# The error budget changes whether a build stops, never what a finished build holds.
+OPERATIONAL_OPTIONS.update({"mt_devices", "mt_batch_tokens", "mt_cache", "mt_max_errors"})
 
 TRANSLATE_OPTIONS = [
     option("translate", bool, False, "--translate", help="Translate the captions from --src-lang into --lang."),
@@ -21,6 +22,10 @@ TRANSLATE_OPTIONS = [
     option("mt_cache", str | None, None, "--mt-cache", help="Translation cache folder (default: user cache dir)."),
     option("mt_repetition_penalty", float, 1.0, "--mt-repetition-penalty", help="Penalty (>1) on repeated tokens."),
     option("mt_no_repeat_ngram", int, 0, "--mt-no-repeat-ngram", help="Forbid repeated n-grams of this size."),
+    option("mt_max_errors", float, 0.01, "--mt-max-errors",
+           help="Share of captions the model may fail on (rejected as mt_error) before the build stops."),
+    option("mt_max_foreign_script", float, 0.5, "--mt-max-foreign-script",
+           help="Reject a translation (wrong_script) with more of its letters than this outside the target's script."),
 ]  # fmt: skip
 
 
