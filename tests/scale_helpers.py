@@ -4,13 +4,15 @@ or a build while it runs) and logs what it does; a COCO file with varied caption
 
 `--filter slow_test=SECONDS:LOGDIR` sleeps SECONDS per batch, drops captions whose length is a
 multiple of 5, writes LOGDIR/pids/PID when a process builds it and one line per batch to
-LOGDIR/batches.log ("PID FIRST_KEY ROWS").
+LOGDIR/batches.log ("PID FIRST_KEY ROWS"). `--filter kill_once_test=1:DIR` kills the first worker
+that reaches its second batch, once (see KillOnceTestFilter).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -71,6 +73,46 @@ class GpuTest(SlowTest):
     @property
     def uses_gpu(self) -> bool:
         return True
+
+
+class KillOnceTestFilter(Runner):
+    """Keeps every row. Armed (`kill_once_test=1:DIR`), the first process to reach its second batch
+    kills itself with SIGKILL in the middle of the translation segment, once per DIR (it records
+    its pid in DIR/killed first): a worker death at a known point, with no timing involved."""
+
+    name = "kill_once_test"
+
+    def __init__(self, armed: bool, folder: Path) -> None:
+        self.armed, self.folder, self.batches = armed, folder, 0
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        self.batches += 1
+        if self.armed and self.batches == 2:
+            try:
+                marker = os.open(self.folder / "killed", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                marker = None
+            if marker is not None:
+                os.write(marker, str(os.getpid()).encode())
+                os.close(marker)
+                os.kill(os.getpid(), signal.SIGKILL)
+        return FilterResult(batch, [True] * len(batch), [""] * len(batch))
+
+
+@register_step
+@dataclass(frozen=True)
+class KillOnceTest(Filter):
+    name: ClassVar[str] = "kill_once_test"
+    armed: bool = field(default=False, metadata=opt("Kill the first worker at its second batch.", operational=True))
+    folder: str = field(default="", metadata=opt("Folder of the 'killed' marker.", operational=True))
+
+    @classmethod
+    def from_spec(cls, arg: str | None, lang: str, options: TextOptions) -> KillOnceTest:
+        armed, _, folder = (arg or "").partition(":")
+        return cls(armed == "1", folder)
+
+    def build(self) -> KillOnceTestFilter:
+        return KillOnceTestFilter(self.armed, Path(self.folder))
 
 
 def logged_batches(log_dir: Path) -> list[tuple[int, str, int]]:

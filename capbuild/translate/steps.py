@@ -12,8 +12,9 @@ from capbuild.errors import ConfigError
 from capbuild.options import opt
 from capbuild.stages.text.options import TextOptions
 from capbuild.stages.text.steps import Filter, Rewriter, Step, register_step
+from capbuild.translate.checks import MAX_FOREIGN_SCRIPT
 from capbuild.translate.engine import DecodeOptions, RuntimeOptions
-from capbuild.translate.filters import DegenerateTranslationFilter, TranslateFilter
+from capbuild.translate.filters import MAX_ERRORS, DegenerateTranslationFilter, TranslateFilter
 from capbuild.translate.model import ModelInfo, read_model_info
 
 
@@ -39,6 +40,9 @@ class Translate(Rewriter):
     mt_batch_tokens: int | None = field(default=None, metadata=opt("Tokens a batch.", operational=True))
     mt_cache: str | None = field(default=None, metadata=opt("Translation cache folder.", operational=True))
     mt_progress: bool = field(default=True, metadata=opt("Progress bar.", operational=True))
+    mt_max_errors: float = field(
+        default=MAX_ERRORS, metadata=opt("Share of captions the model may fail on.", operational=True)
+    )
 
     @classmethod
     def from_options(cls, target_lang: str, options: TextOptions) -> Translate:
@@ -56,6 +60,7 @@ class Translate(Rewriter):
             mt_batch_tokens=options.mt_batch_tokens,
             mt_cache=options.mt_cache,
             mt_progress=options.mt_progress,
+            mt_max_errors=options.mt_max_errors,
         )
 
     @property
@@ -80,7 +85,7 @@ class Translate(Rewriter):
         }
 
     def build(self) -> TranslateFilter:
-        return TranslateFilter(Path(self.mt_model), self.target_lang, self.translator_options())
+        return TranslateFilter(Path(self.mt_model), self.target_lang, self.translator_options(), self.mt_max_errors)
 
     def describe(self) -> str:
         return f"translate={self.target_lang} model={self.info.name}@{self.info.fingerprint}"
@@ -89,17 +94,24 @@ class Translate(Rewriter):
 @register_step
 @dataclass(frozen=True)
 class MtDegenerate(Filter):
-    """Drops translations that are empty, loop or have an absurd length ratio to their source."""
+    """The MT output checks (capbuild.translate.checks): drops translations that are empty, loop,
+    have an absurd length ratio, copy their source, are in the wrong script or leave quotes open."""
 
     name: ClassVar[str] = "mt_degenerate"
     named: ClassVar[bool] = False
+    max_foreign_script: float = field(
+        default=MAX_FOREIGN_SCRIPT, metadata=opt("Largest share of letters outside the target's script.")
+    )
 
     def build(self) -> DegenerateTranslationFilter:
-        return DegenerateTranslationFilter()
+        return DegenerateTranslationFilter(self.max_foreign_script)
+
+    def describe(self) -> str:
+        return self.build().describe()
 
 
 def translation_steps(target_lang: str, options: TextOptions) -> list[Step]:
     """[translate, the MT checks] of a build that translates into `target_lang`."""
     if not target_lang:
         raise ConfigError("translation needs a target language (--lang)")
-    return [Translate.from_options(target_lang, options), MtDegenerate()]
+    return [Translate.from_options(target_lang, options), MtDegenerate(options.mt_max_foreign_script)]

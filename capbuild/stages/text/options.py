@@ -69,6 +69,18 @@ class TextOptions:
     )
     mt_repetition_penalty: float = field(default=1.0, metadata=opt("Penalty (>1) on repeated tokens."))
     mt_no_repeat_ngram: int = field(default=0, metadata=opt("Forbid repeated n-grams of this size."))
+    mt_max_errors: float = field(
+        default=0.01,
+        metadata=opt(
+            "Share of captions the model may fail on (rejected as mt_error) before the build stops.", operational=True
+        ),
+    )
+    mt_max_foreign_script: float = field(
+        default=0.5,
+        metadata=opt(
+            "Reject a translation (wrong_script) with more of its letters than this outside the target's script."
+        ),
+    )
     mt_progress: bool = field(
         default=True, metadata=opt("Show the translation progress bar.", operational=True, cli=False)
     )
