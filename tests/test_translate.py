@@ -270,3 +270,37 @@ def test_translate_needs_a_model_and_another_language(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--mt-model" in result.output
     result = runner.invoke(app, [*base, "--lang", "en", "--mt-model", str(tmp_path)])
     assert result.exit_code == 2 and "--src-lang" in result.output
+
+
+@pytest.mark.slow
+def test_translate_run_then_the_build_command_again_makes_the_shards(marian_ct2: Path, tmp_path: Path) -> None:
+    from pos_fixtures import write_french_coco
+
+    captions_file, images = write_french_coco(tmp_path / "input", fixture_captions(8, seed=7))
+    out, cache = tmp_path / "out", str(tmp_path / "cache")
+    build = ["coco", "--input", str(captions_file), "--images", str(images), "--lang", "it", "--translate",
+             "--mt-model", str(marian_ct2), "--mt-cache", cache, "--image-size", "32", "--shard-size", "4",
+             "--threads", "2", "--out", str(out)]  # fmt: skip
+    first = runner.invoke(app, build)
+    assert first.exit_code == 0, first.output
+    fingerprint = json.loads((out / "manifest.json").read_text())["fingerprint"]
+
+    rerun = runner.invoke(
+        app, ["translate", "run", str(out), "--mt-model", str(marian_ct2), "--beam-size", "4", "--mt-cache", cache,
+              "--mt-batch-tokens", "512", "--mt-devices", "cpu"],
+    )  # fmt: skip
+    assert rerun.exit_code == 0, rerun.output
+    assert not (out / "shards").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    translate = next(step for step in manifest["config"]["plan"] if step["name"] == "translate")
+    assert translate["options"]["beam_size"] == 4 and "mt_batch_tokens" not in translate["options"]
+    assert manifest["fingerprint"] != fingerprint and fingerprint in manifest["accepts"]
+
+    again = runner.invoke(app, build)  # the build command as first given continues the build
+    assert again.exit_code == 0, again.output
+    assert sorted((out / "shards").glob("*.tar")), "the images stage ran on the re-translated table"
+    beam = Translator(marian_ct2, cache_dir=False, decode=DecodeOptions(beam_size=4), progress=False)
+    kept = read_parts(out / "captions").to_pylist()
+    assert kept and all(r["caption"] == beam.translate([r["caption_orig"]], "en", "it")[0] for r in kept)
+    with_new_options = runner.invoke(app, [*build, "--beam-size", "4"])  # and so does the command with them
+    assert with_new_options.exit_code == 0, with_new_options.output
