@@ -21,7 +21,8 @@ BASE_FIELDS: list[pa.Field] = [
     pa.field("captions", pa.list_(pa.string())),
     pa.field("lang", pa.string()),
     pa.field("caption_orig", pa.string()),
-    # The source-language `captions` (for a translated row, what was translated).
+    # The source-language `captions` of a translated row (what was translated); null for a row
+    # whose `captions` are as the source had them.
     pa.field("captions_orig", pa.list_(pa.string())),
     pa.field("lang_orig", pa.string()),
     pa.field("meta", pa.string()),
@@ -73,7 +74,8 @@ def make_row(
     lang_orig: str | None = None,
     meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One caption-table row. `caption` is the first of `captions`; originals default to it."""
+    """One caption-table row. `caption` is the first of `captions`; `caption_orig` and `lang_orig`
+    default to it and `lang`, `captions_orig` to null (the captions are the source's own)."""
     caption = captions[0] if captions else ""
     return {
         "key": make_key(source, source_id),
@@ -85,7 +87,7 @@ def make_row(
         "captions": list(captions),
         "lang": lang,
         "caption_orig": caption if caption_orig is None else caption_orig,
-        "captions_orig": list(captions) if captions_orig is None else list(captions_orig),
+        "captions_orig": None if captions_orig is None else list(captions_orig),
         "lang_orig": lang if lang_orig is None else lang_orig,
         "meta": json.dumps(meta or {}, ensure_ascii=False, sort_keys=True),
     }

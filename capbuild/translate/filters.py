@@ -55,7 +55,7 @@ class TranslateFilter(Runner):
         langs = batch["lang"].to_pylist()
         caption_orig = batch["caption_orig"].to_pylist()
         lang_orig = batch["lang_orig"].to_pylist()
-        captions_orig = [list(c) for c in lists]
+        captions_orig = batch["captions_orig"].to_pylist()
         keep, values = [True] * len(batch), [""] * len(batch)
         failed = 0  # rows the model failed on (mt_error), for the step's error count
         by_lang: dict[str, list[int]] = defaultdict(list)
@@ -68,7 +68,7 @@ class TranslateFilter(Runner):
             self._count_failures(texts, outcomes)
             translated = iter(outcomes)
             for i in rows:
-                caption_orig[i], lang_orig[i] = captions[i], src_lang
+                caption_orig[i], captions_orig[i], lang_orig[i] = captions[i], list(lists[i]), src_lang
                 main = next(translated)
                 entries = [next(translated) for _ in lists[i]]
                 captions[i], lists[i], langs[i] = main.text, [e.text for e in entries], self.target_lang
