@@ -100,8 +100,10 @@ class TranslateFilter(Filter):
         return FilterResult(batch, keep, values)
 
     def _count_failures(self, texts: list[str], outcomes: list[Any]) -> None:
-        self.texts_seen += len(texts)
-        self.failures += [(text, o.detail) for text, o in zip(texts, outcomes, strict=True) if o.reason == ERROR]
+        """Distinct captions of the batch seen and failed (a row's caption is often in its `captions` too)."""
+        unique = dict(zip(texts, outcomes, strict=True))
+        self.texts_seen += len(unique)
+        self.failures += [(text, o.detail) for text, o in unique.items() if o.reason == ERROR]
 
     def _check_error_budget(self) -> None:
         """Stop the build when the model fails on too many captions: something is wrong with it (or
