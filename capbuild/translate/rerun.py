@@ -23,8 +23,8 @@ TRANSLATE_FILTERS = (TranslateFilter.name, DegenerateTranslationFilter.name)
 
 def retranslate_build(out: Path, options: dict[str, Any]) -> dict[str, Any]:
     """Translate the source captions of build OUT again; `options` are the build's --mt-* filter
-    options plus `target_lang`. Rows that mt_degenerate rejected are retried. The shards no longer
-    match the table, so they are removed and the images stage is marked not done."""
+    options plus `target_lang`. Rows that translate or mt_degenerate rejected are retried. The shards
+    no longer match the table, so they are removed and the images stage is marked not done."""
     manifest = load_manifest(out)
     if manifest is None:
         raise ValueError(f"{out} holds no manifest.json: is it a capbuild build folder?")
@@ -65,7 +65,7 @@ def _restore_sources(table: pa.Table, rejected: pa.Table | None) -> pa.Table:
     """The caption table (plus rows mt_degenerate rejected) with each row's source text and language
     back in caption / captions / lang."""
     if rejected is not None and "filter" in rejected.column_names:
-        retry = rejected.filter(pc.equal(rejected["filter"], DegenerateTranslationFilter.name))
+        retry = rejected.filter(pc.is_in(rejected["filter"], pa.array(TRANSLATE_FILTERS)))
         if len(retry):
             table = pa.concat_tables([table, retry.drop_columns(["filter", "filter_value"])], promote_options="default")
     rows = table.to_pylist()
@@ -84,7 +84,7 @@ def _restore_sources(table: pa.Table, rejected: pa.Table | None) -> pa.Table:
 def _other_rejects(rejected: pa.Table | None, schema: pa.Schema) -> pa.Table:
     if rejected is None or "filter" not in rejected.column_names:
         return schema.empty_table()
-    return conform(rejected.filter(pc.not_equal(rejected["filter"], DegenerateTranslationFilter.name)), schema)
+    return conform(rejected.filter(pc.invert(pc.is_in(rejected["filter"], pa.array(TRANSLATE_FILTERS)))), schema)
 
 
 def _update_manifest(
@@ -101,7 +101,7 @@ def _update_manifest(
     text["filters"] = {**filters, **chain.counts}
     text["reports"] = {f.describe(): r for f in chain.filters if (r := f.report())}
     text["captions"] = kept
-    text["rejected"] = old_rejects + chain.counts[chain.filters[-1].describe()]["dropped"]
+    text["rejected"] = old_rejects + sum(counts["dropped"] for counts in chain.counts.values())
     manifest["stages"]["images"] = {"done": False}
     manifest["counts"].pop("images", None)
     save_manifest(out, manifest)
