@@ -294,6 +294,12 @@ def test_a_build_with_a_128_position_model_completes_with_every_row_accounted_fo
 # --- the cache under concurrency ------------------------------------------------------------------
 
 
+def _context() -> multiprocessing.context.BaseContext:
+    """fork where there is one (no re-import of capbuild per process), else spawn."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
 def _open_and_write(folder: str, worker: int, barrier: multiprocessing.synchronize.Barrier) -> None:
     barrier.wait()  # every process opens the (new) cache at the same moment
     cache = TranslationCache(Path(folder))
@@ -306,7 +312,7 @@ def _open_and_write(folder: str, worker: int, barrier: multiprocessing.synchroni
 @pytest.mark.parametrize("round_", range(5))
 def test_processes_creating_and_writing_one_new_cache_at_once_all_succeed(tmp_path: Path, round_: int) -> None:
     workers = 6
-    context = multiprocessing.get_context("spawn")
+    context = _context()
     barrier = context.Barrier(workers)
     folder = tmp_path / "fresh" / "mt"  # not there yet: every process creates it
     processes = [context.Process(target=_open_and_write, args=(str(folder), w, barrier)) for w in range(workers)]
@@ -330,7 +336,7 @@ def _write_and_hang(folder: str, ready: multiprocessing.synchronize.Event) -> No
 
 
 def test_a_writer_killed_mid_transaction_leaves_a_usable_cache(tmp_path: Path) -> None:
-    context = multiprocessing.get_context("spawn")
+    context = _context()
     ready = context.Event()
     writer = context.Process(target=_write_and_hang, args=(str(tmp_path), ready))
     writer.start()
