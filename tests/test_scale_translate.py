@@ -67,6 +67,7 @@ def _tables(out):
     return [pq.read_table(out / name) for name in ("captions", "rejected") if (out / name).exists()]
 
 
+@pytest.mark.timeout(1200)  # two builds and a Ray actor restart: minutes on a loaded 2-core machine
 def test_translation_on_ray_survives_a_killed_worker(tmp_path, marian_ct2, local_ray, monkeypatch):
     monkeypatch.setattr(capbuild.stages.text.stage, "TEXT_BATCH_ROWS", BATCH_ROWS)
     local, local_counts = _build(tmp_path, "local", marian_ct2, ExecutorOptions("local"))

@@ -56,8 +56,10 @@ _SCRIPT = {name: regex.compile(rf"\p{{scx={name}}}") for name in _NAMED_SCRIPTS}
 _WORD = regex.compile(r"[\p{L}\p{N}]+")
 
 # Marks that must come in pairs: (opening, closing) matched in order, and marks whose count must be
-# even (the same character opens and closes; German „…“ and English “…” share “).
-_BRACKETS = (("(", ")"), ("[", "]"))
+# even (the same character opens and closes; German „…“ and English “…” share “). Brackets: ( ) [ ]
+# and the CJK ones (fullwidth parentheses, corner, white corner, double angle, lenticular).
+_BRACKETS = (("(", ")"), ("[", "]"), ("\uff08", "\uff09"), ("\u300c", "\u300d"), ("\u300e", "\u300f"),
+             ("\u300a", "\u300b"), ("\u3010", "\u3011"))  # fmt: skip
 _GUILLEMETS = ("\u00ab", "\u00bb")  # « » (some languages write »…«: only the counts must match)
 _PAIRED_BY_COUNT = ('"', "\u201e\u201c\u201d")  # straight double quote; „ “ ” together
 

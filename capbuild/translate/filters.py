@@ -55,7 +55,9 @@ class TranslateFilter(Runner):
         langs = batch["lang"].to_pylist()
         caption_orig = batch["caption_orig"].to_pylist()
         lang_orig = batch["lang_orig"].to_pylist()
-        captions_orig = batch["captions_orig"].to_pylist()
+        captions_orig = (
+            batch["captions_orig"].to_pylist() if "captions_orig" in batch.column_names else [None] * len(batch)
+        )
         keep, values = [True] * len(batch), [""] * len(batch)
         failed = 0  # rows the model failed on (mt_error), for the step's error count
         by_lang: dict[str, list[int]] = defaultdict(list)
@@ -95,8 +97,10 @@ class TranslateFilter(Runner):
         return FilterResult(batch, keep, values, failed)
 
     def _count_failures(self, texts: list[str], outcomes: list[Any]) -> None:
-        self.texts_seen += len(texts)
-        self.failures += [(text, o.detail) for text, o in zip(texts, outcomes, strict=True) if o.reason == ERROR]
+        """Distinct captions of the batch seen and failed (a row's caption is often in its `captions` too)."""
+        unique = dict(zip(texts, outcomes, strict=True))
+        self.texts_seen += len(unique)
+        self.failures += [(text, o.detail) for text, o in unique.items() if o.reason == ERROR]
 
     def _check_error_budget(self) -> None:
         """Stop the build when the model fails on too many captions: something is wrong with it (or

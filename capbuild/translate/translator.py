@@ -175,9 +175,9 @@ class Translator:
             owner += [index] * len(parts)
             extra += len(parts) - 1
         progress.grow(extra)
-        sources = self.tokenizer.encode(segments, src_lang)
         prefix = self.tokenizer.target_prefix(tgt_lang)
-        outputs = self._decode(sources, prefix, progress.advance)
+        sources = self.tokenizer.encode(segments, src_lang) if segments else []
+        outputs = self._decode(sources, prefix, progress.advance) if sources else []
         pieces: list[list[str]] = [[] for _ in texts]
         for index, output in zip(owner, outputs, strict=True):
             if isinstance(output, Failed):
