@@ -72,12 +72,13 @@ def demo_request(out: Path) -> BuildRequest:
     from capbuild.build import BuildRequest
     from capbuild.builders.coco import CocoBuilder
     from capbuild.images.options import ImageOptions
+    from capbuild.stages.text.plan import make_plan
 
     captions_file, images_dir = write_sample_coco(out / "sample-input")
     return BuildRequest(
         builder=CocoBuilder(lang="en", inputs=[str(captions_file)], image_dirs=[images_dir]),
         out=out,
-        filters=["len=3..30", "dedup"],
+        plan=make_plan("en", ["len=3..30", "dedup"]),
         images=ImageOptions(image_size=64, shard_size=10, threads=4),
         overwrite=True,
     )

@@ -155,6 +155,7 @@ class Flickr8kBuilder(Builder):
             image_url=file_url(find_image(self.image_dirs, name)),
             captions=captions,
             caption_orig=caption_orig,
+            captions_orig=meta.get("captions_en"),
             lang_orig=lang_orig,
             meta=meta,
         )

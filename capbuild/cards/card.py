@@ -17,8 +17,8 @@ from capbuild.atomic import write_text_atomic
 from capbuild.builders.base import builders
 from capbuild.cards.facts import BuildFacts, hf_split_name, load_facts, shard_pattern
 from capbuild.cards.public import public_manifest
-from capbuild.filters.base import parse_spec
 from capbuild.layout import CARD, BuildLayout
+from capbuild.stages.text.records import is_translation_step, plan_steps
 
 CARD_NAME = CARD
 TASK_CATEGORIES = ["text-to-image", "image-to-text", "zero-shot-image-classification"]
@@ -210,57 +210,48 @@ def sources_section(facts: BuildFacts) -> str:
     return section
 
 
-TRANSLATION_FILTER = "translate"
-TRANSLATION_OPTIONS = ("translate", "src_lang", "beam_size")
+def _step_options(facts: BuildFacts, translation: bool) -> dict[str, Any]:
+    """The options of the build's steps (model, thresholds, ...), of the translation steps or of the others."""
+    shown: dict[str, Any] = {}
+    for step in plan_steps(facts.manifest):
+        if is_translation_step(step["name"]) == translation:
+            shown.update({k: v for k, v in _flat(step.get("options", {})).items() if v is not None})
+    return shown
 
 
-def _is_translation_option(name: str) -> bool:
-    return name in TRANSLATION_OPTIONS or name.startswith("mt_")
-
-
-# The filter each build-wide filter option belongs to, by name prefix: the card shows an option only
-# when its filter ran.
-OPTION_STEPS = (("pos_", "propn"), ("propn_", "propn"), ("lang_", "lang"))
-
-
-def _option_step(name: str) -> str | None:
-    if _is_translation_option(name) or name == "target_lang":
-        return TRANSLATION_FILTER
-    return next((step for prefix, step in OPTION_STEPS if name.startswith(prefix)), None)
-
-
-def options_that_ran(facts: BuildFacts) -> dict[str, Any]:
-    """The build-wide filter options of the steps that ran (a card states only what the build did)."""
-    ran = {parse_spec(spec)[0] for spec in facts.filter_specs}
-    options = facts.manifest["config"].get("filter_options") or {}
-    return {k: v for k, v in options.items() if _option_step(k) in ran}
-
-
-def _filter_reports(facts: BuildFacts, translation: bool) -> dict[str, dict[str, Any]]:
-    """Filters' own figures (model, cache hits, ...), for the translation filter or for the others."""
-    reports = facts.manifest["counts"].get("text", {}).get("reports", {})
-    return {spec: r for spec, r in reports.items() if (parse_spec(spec)[0] == TRANSLATION_FILTER) == translation}
+def _flat(options: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in options.items():
+        flat.update(_flat(value) if isinstance(value, dict) else {key: value})
+    return flat
 
 
 def _filters_section(facts: BuildFacts) -> str:
-    filters = facts.manifest["counts"].get("text", {}).get("filters", {})
-    rows = [[f"`{spec}`", c["in"], c["kept"], c["dropped"]] for spec, c in filters.items()]
-    options = options_that_ran(facts)
-    shown = {k: v for k, v in sorted(options.items()) if not _is_translation_option(k) and v is not None}
+    rows = [
+        [f"`{r.spec}`", r.kind, r.counts.get("in", 0), r.counts.get("kept", 0), r.counts.get("dropped", 0),
+         r.counts.get("errors", 0)]
+        for r in facts.steps
+    ]  # fmt: skip
+    shown = _step_options(facts, translation=False)
     section = (
-        "## Filters\n\nApplied in this order; `NAME=ARG` holds the threshold. Every dropped row is in "
-        "`rejected/` with the filter's name and the value that failed (not published).\n\n"
-        + md_table(["filter", "in", "kept", "dropped"], rows)
+        "## Filters\n\nThe text steps, applied in this order (rewriters change text, filters keep or drop rows); "
+        "`NAME=ARG` holds the threshold. Every dropped row is in `rejected/` with the step's name and the value "
+        "that failed (not published); `errors` counts the captions a model failed on (their value starts with "
+        "`error:`).\n\n" + md_table(["step", "kind", "in", "kept", "dropped", "errors"], rows)
     )
     if shown:
-        section += "\n\nFilter options: " + ", ".join(f"`{k}={v}`" for k, v in shown.items())
-    for spec, report in _filter_reports(facts, translation=False).items():
-        section += f"\n\n`{spec}`: " + ", ".join(f"{k} {json.dumps(v, ensure_ascii=False)}" for k, v in report.items())
+        section += "\n\nStep options: " + ", ".join(f"`{k}={v}`" for k, v in sorted(shown.items()))
+    for record in facts.steps:
+        if record.report and not record.is_translation:
+            report = record.report
+            section += f"\n\n`{record.spec}`: " + ", ".join(
+                f"{k} {json.dumps(v, ensure_ascii=False)}" for k, v in report.items()
+            )
     return section
 
 
 def _translation_section(facts: BuildFacts) -> str:
-    specs = [s for s in facts.filter_specs if parse_spec(s)[0] == TRANSLATION_FILTER]
+    specs = [r.spec for r in facts.steps if r.name == "translate"]
     translated = facts.captions.translated
     if not specs:
         if translated:
@@ -269,13 +260,12 @@ def _translation_section(facts: BuildFacts) -> str:
                 "(their `lang_orig` differs from `lang`); the source's own files say by whom."
             )
         return "## Translation\n\nNone: every caption is in the language its source wrote it in."
-    options = facts.manifest["config"].get("filter_options") or {}
-    rows = [["filter", f"`{spec}`"] for spec in specs]
-    rows += [
-        [k, f"`{json.dumps(v, ensure_ascii=False)}`"] for k, v in sorted(options.items()) if _is_translation_option(k)
-    ]
-    for report in _filter_reports(facts, translation=True).values():
-        rows += [[k, f"`{json.dumps(v, ensure_ascii=False)}`"] for k, v in report.items()]
+    options = _step_options(facts, translation=True)
+    rows = [["step", f"`{spec}`"] for spec in specs]
+    rows += [[k, f"`{json.dumps(v, ensure_ascii=False)}`"] for k, v in sorted(options.items())]
+    for record in facts.steps:
+        if record.is_translation:
+            rows += [[k, f"`{json.dumps(v, ensure_ascii=False)}`"] for k, v in record.report.items()]
     return (
         f"## Translation\n\n{translated:,} captions were machine-translated with CTranslate2; the original caption "
         "and its language stay in `caption_orig` and `lang_orig`.\n\n" + md_table(["setting", "value"], rows)
@@ -397,9 +387,7 @@ def limitations_section(sources: dict[str, Any], translated: bool) -> str:
 
 
 def _reproduce_section(facts: BuildFacts) -> str:
-    config = json.dumps(
-        {**facts.manifest["config"], "filter_options": options_that_ran(facts)}, indent=2, ensure_ascii=False
-    )
+    config = json.dumps(facts.manifest["config"], indent=2, ensure_ascii=False)
     versions = ", ".join(f"{k} {v}" for k, v in facts.manifest.get("versions", {}).items())
     return (
         f"## Reproduce\n\nPackage versions: {versions}.\n\n`manifest.json` holds the whole record; "

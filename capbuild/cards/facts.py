@@ -16,9 +16,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from capbuild.errors import ConfigError
-from capbuild.filters.base import parse_spec
 from capbuild.layout import BuildLayout
 from capbuild.manifest import require_manifest
+from capbuild.stages.text.records import StepRecord, plan_steps, step_records
+from capbuild.stages.text.steps import parse_spec
 from capbuild.table import part_files
 
 HF_SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
@@ -69,8 +70,23 @@ class BuildFacts:
         return {split: sum(self.sizes.get(s, 0) for s in shards) for split, shards in self.splits.items()}
 
     @property
+    def steps(self) -> list[StepRecord]:
+        """What each step of the text stage did, in plan order."""
+        return step_records(self.manifest)
+
+    @property
     def filter_specs(self) -> list[str]:
-        return list(self.manifest["config"].get("filters", []))
+        return [record.spec for record in self.steps]
+
+    @property
+    def step_counts(self) -> dict[str, dict[str, int]]:
+        """step spec -> rows in, kept, dropped, failed (errors)."""
+        return {record.spec: record.counts for record in self.steps}
+
+    @property
+    def score_names(self) -> list[str]:
+        """The score columns the build's steps added."""
+        return list(dict.fromkeys(name for step in plan_steps(self.manifest) for name in step.get("scores", {})))
 
     @property
     def sources(self) -> dict[str, dict[str, Any]]:
@@ -91,7 +107,7 @@ def load_facts(out: Path) -> BuildFacts:
         splits=shard_splits(manifest, sizes),
         sizes=sizes,
         captions=caption_stats(BuildLayout(out).captions),
-        drops=drops_by_source(BuildLayout(out).rejected, manifest["config"].get("filters", [])),
+        drops=drops_by_source(BuildLayout(out).rejected, [record.spec for record in step_records(manifest)]),
     )
 
 

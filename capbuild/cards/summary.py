@@ -12,6 +12,7 @@ from rich.table import Table
 
 from capbuild import __version__
 from capbuild.layout import REJECTED, SHARDS, join
+from capbuild.stages.text.records import step_records
 
 if TYPE_CHECKING:
     from capbuild.cards.report import Report
@@ -58,7 +59,7 @@ def print_summary(report: Report, console: Console) -> None:
     filters = Table(title="Filters, with examples of what they dropped")
     for column in ("filter", "in", "dropped", "examples (value: caption)"):
         filters.add_column(column, justify="right" if column in ("in", "dropped") else "left")
-    filter_counts = text.get("filters", {})
+    filter_counts = facts.step_counts
     for spec, samples in report.dropped.items():
         c = filter_counts.get(spec, {})
         examples = "\n".join(f"{s.reason}: {_short(s.caption)}" for s in samples[:EXAMPLES_PER_FILTER])
@@ -115,12 +116,13 @@ def print_manifest(manifest: dict[str, Any], console: Console) -> None:
     console.print(config)
     text = manifest["counts"].get("text")
     if text:
-        filters = Table(title=f"Filters ({text['source_rows']} rows from the builder)")
-        for column in ("filter", "in", "kept", "dropped"):
-            filters.add_column(column, justify="left" if column == "filter" else "right")
-        for name, counts in text["filters"].items():
-            filters.add_row(name, str(counts["in"]), str(counts["kept"]), str(counts["dropped"]))
-        console.print(filters)
+        steps = Table(title=f"Text steps ({text['source_rows']} rows from the builder)")
+        for column in ("step", "kind", "in", "kept", "dropped", "errors"):
+            steps.add_column(column, justify="left" if column in ("step", "kind") else "right")
+        for record in step_records(manifest):
+            counts = [str(record.counts.get(what, 0)) for what in ("in", "kept", "dropped", "errors")]
+            steps.add_row(record.spec, record.kind, *counts)
+        console.print(steps)
         builder = Table(title="Builder: skipped and repaired")
         builder.add_column("what")
         builder.add_column("count", justify="right")
@@ -128,9 +130,11 @@ def print_manifest(manifest: dict[str, Any], console: Console) -> None:
             for reason, count in counts.items():
                 builder.add_row(f"{kind}: {reason}", str(count))
         console.print(builder)
-        for step, report in text.get("reports", {}).items():
-            details = Table(title=step, show_header=False)
-            for key, value in report.items():
+        for record in step_records(manifest):
+            if not record.report:
+                continue
+            details = Table(title=record.spec, show_header=False)
+            for key, value in record.report.items():
                 details.add_row(key, str(value))
             console.print(details)
     images = manifest["counts"].get("images")

@@ -64,6 +64,7 @@ def builder_command(cls: type[Builder]) -> Any:
 def run_builder_command(cls: type[Builder], values: dict[str, Any]) -> None:
     """Check every input and option, then run (or resume) the build."""
     from capbuild.build import BuildRequest, incomplete_build, preflight, run_build
+    from capbuild.stages.text.plan import make_plan
     from capbuild.storage import build_folder
 
     inputs = inputs_of(values)
@@ -72,13 +73,12 @@ def run_builder_command(cls: type[Builder], values: dict[str, Any]) -> None:
             f"give the {cls.name} input files as arguments or with --input (see: capbuild {cls.name} --help)"
         )
     target = values["lang"] or cls.default_lang
-    lang = values["src_lang"] if values.get("translate") else target
-    builder = cls(inputs=inputs, lang=lang, **field_values(cls, values, cls.options()))
+    options = text_options(values)
+    builder = cls(inputs=inputs, lang=options.source_lang(target), **field_values(cls, values, cls.options()))
     request = BuildRequest(
         builder=builder,
         out=Path(values["out"]),
-        filters=values["filter"] or [],
-        filter_options=text_options(values, target),
+        plan=make_plan(target, values["filter"] or [], values["post_filter"] or [], options),
         images=None if values["no_images"] else image_options(values),
         overwrite=values["overwrite"],
         executor=executor_options(values),

@@ -1,21 +1,20 @@
 """The option groups build commands share, declared once: build, image, filter, translation, executor.
 
-The filter and translation options are the library's own lists, imported here and nowhere else in
-the CLI."""
+The filter and translation options are the fields of the text stage's `TextOptions`; the image options
+the fields of `ImageOptions`."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from capbuild.cli.params import REQUIRED, field_parameters, field_values, from_cli_options, parameter
-from capbuild.cli_params import CliOption, option
-from capbuild.filters.options import CLI_OPTIONS as FILTER_CLI_OPTIONS
+from capbuild.cli.params import REQUIRED, field_parameters, field_values, parameter
 from capbuild.images.options import ImageOptions
-from capbuild.translate.options import TRANSLATE_OPTIONS
+from capbuild.stages.text.options import TextOptions
 
 if TYPE_CHECKING:
-    from capbuild.executors.base import ExecutorOptions
+    from capbuild.stages.text.executors.base import ExecutorOptions
 
 INPUTS_HELP = "Input file, folder or glob: a local path or any fsspec URL (s3://, gs://, hf://, https://)."
 
@@ -36,25 +35,36 @@ BUILD_GROUP = [
         ("--filter", "-f"),
         "Filter spec, repeatable, applied in order after clean: len=3..60, dedup, propn=0.8, lang=it:0.5, ...",
     ),
+    parameter(
+        "post_filter",
+        list[str] | None,
+        None,
+        ("--post-filter",),
+        "Filter spec run on the translated captions, after translate and the MT checks (repeatable; without "
+        "--translate the same as a last --filter): ar-min-tokens=3, lang=ar:0.5, dedup, ...",
+    ),
     parameter("no_images", bool, False, ("--no-images",), "Stop after the caption table (no shards)."),
     parameter("overwrite", bool, False, ("--overwrite",), "Replace a different build already in --out."),
 ]  # fmt: skip
 
-EXECUTOR_OPTIONS: list[CliOption] = [
-    option("executor", str, "local", "--executor",
-           help="Where the text filters run: local, or ray (Ray actors over table partitions)."),
-    option("ray_address", str | None, None, "--ray-address",
-           help="Ray cluster to join, for --executor ray and --distributor ray (default: start a local one)."),
-    option("ray_workers", int, 0, "--ray-workers", help="Ray actors per filter segment (0: one per CPU, or GPU)."),
+EXECUTOR_GROUP = [
+    parameter("executor", str, "local", ("--executor",),
+              "Where the text steps run: local, or ray (Ray actors over table partitions)."),
+    parameter("ray_address", str | None, None, ("--ray-address",),
+              "Ray cluster to join, for --executor ray and --distributor ray (default: start a local one)."),
+    parameter("ray_workers", int, 0, ("--ray-workers",), "Ray actors per step segment (0: one per CPU, or GPU)."),
 ]  # fmt: skip
-EXECUTOR_GROUP = from_cli_options(EXECUTOR_OPTIONS)
 
 IMAGE_GROUP = field_parameters(ImageOptions)
-# Options the text steps read (FilterContext.options): the filter group and the translation group.
-FILTER_OPTIONS: list[CliOption] = [*FILTER_CLI_OPTIONS]
-TRANSLATION_OPTIONS: list[CliOption] = [*TRANSLATE_OPTIONS]
-FILTER_GROUP = from_cli_options(FILTER_OPTIONS)
-TRANSLATION_GROUP = from_cli_options(TRANSLATION_OPTIONS)
+# TextOptions' fields: the translation group (translate, src_lang, beam_size, mt_*) and the filter group (the rest).
+TRANSLATION_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(TextOptions)
+    if f.name in ("translate", "src_lang", "beam_size") or f.name.startswith("mt_")
+)
+FILTER_FIELDS = tuple(f.name for f in dataclasses.fields(TextOptions) if f.name not in TRANSLATION_FIELDS)
+FILTER_GROUP = field_parameters(TextOptions, FILTER_FIELDS)
+TRANSLATION_GROUP = field_parameters(TextOptions, TRANSLATION_FIELDS)
 
 
 def image_options(values: dict[str, Any]) -> ImageOptions:
@@ -63,15 +73,14 @@ def image_options(values: dict[str, Any]) -> ImageOptions:
 
 
 def executor_options(values: dict[str, Any]) -> ExecutorOptions:
-    from capbuild.executors.base import ExecutorOptions
+    from capbuild.stages.text.executors.base import ExecutorOptions
 
     return ExecutorOptions(values["executor"], values["ray_address"], values["ray_workers"])
 
 
-def text_options(values: dict[str, Any], target_lang: str) -> dict[str, Any]:
-    """The filter and translation options as the text steps read them; translating targets --lang."""
-    options = {o.name: values[o.name] for o in (*FILTER_OPTIONS, *TRANSLATION_OPTIONS)}
-    return options | ({"target_lang": target_lang} if values.get("translate") else {})
+def text_options(values: dict[str, Any]) -> TextOptions:
+    """The filter and translation groups' values as the text stage's TextOptions."""
+    return TextOptions(**field_values(TextOptions, values))
 
 
 def inputs_of(values: dict[str, Any]) -> list[str]:

@@ -1,5 +1,5 @@
-"""Typer options generated from dataclass fields with `capbuild.options.opt` metadata (and from the
-`CliOption` lists some library modules declare): the one place option declarations become flags."""
+"""Typer options generated from dataclass fields with `capbuild.options.opt` metadata: the one place
+option declarations become flags."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import typer
 
-from capbuild.cli_params import CliOption
 from capbuild.options import CLI, HELP, SHORT, option_flag
 
 KEYWORD = inspect.Parameter.KEYWORD_ONLY
@@ -22,10 +21,6 @@ def parameter(name: str, kind: Any, default: Any, flags: tuple[str, ...], help: 
     return inspect.Parameter(
         name, KEYWORD, default=default, annotation=Annotated[kind, typer.Option(*flags, help=help)]
     )
-
-
-def from_cli_options(options: list[CliOption]) -> list[inspect.Parameter]:
-    return [parameter(o.name, o.kind, o.default, o.flags, o.help) for o in options]
 
 
 def cli_fields(cls: type, names: tuple[str, ...] | None = None) -> list[dataclasses.Field[Any]]:

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 import typer
 
 from capbuild.cli.errors import report_errors
-from capbuild.cli.groups import TRANSLATION_OPTIONS
+from capbuild.cli.groups import TRANSLATION_FIELDS
 from capbuild.cli.output import console
-from capbuild.cli.params import parameter, signature
-from capbuild.errors import ConfigError
+from capbuild.cli.params import field_parameters, field_values, parameter, signature
+from capbuild.stages.text.options import TextOptions
 
 translate_app = typer.Typer(
     help="Machine translation with CTranslate2: convert models, re-translate builds.",
@@ -20,7 +20,7 @@ translate_app = typer.Typer(
     no_args_is_help=True,
 )
 # `translate run` re-translates with the build's recorded options; any given here replace them.
-RUN_OPTIONS = [o for o in TRANSLATION_OPTIONS if o.name not in ("translate", "src_lang")]
+RUN_FIELDS = tuple(name for name in TRANSLATION_FIELDS if name not in ("translate", "src_lang"))
 
 
 @translate_app.command(
@@ -45,20 +45,17 @@ def run(out: str, lang: str | None, **given: Any) -> None:
     """Re-translate an existing build's caption table in place (the source captions it kept), with the
     build's recorded translation options unless given here."""
     from capbuild.storage import existing_build, read_manifest
-    from capbuild.translate.rerun import retranslate_build
+    from capbuild.translate.rerun import recorded_options, retranslate_build, translated_into
 
-    recorded = read_manifest(out).get("config", {}).get("filter_options", {})
-    target = lang or recorded.get("target_lang")
-    if not target:
-        raise ConfigError(f"{out} was not translated before: give the target language with --lang")
-    defaults = {o.name: recorded.get(o.name, o.default) for o in RUN_OPTIONS}
-    options = {**defaults, **{k: v for k, v in given.items() if v is not None}, "target_lang": target}
+    overrides = field_values(TextOptions, given, RUN_FIELDS, drop_none=True)
+    options = TextOptions(**{**recorded_options(read_manifest(out)), **overrides})
     with existing_build(out, upload=True) as folder:
-        manifest = retranslate_build(folder, options)
+        manifest = retranslate_build(folder, options, lang)
     text = manifest["counts"]["text"]
     console.print(
-        f"done: {text['captions']} captions in {target}, {text['rejected']} rejected "
-        f"(see {out}/rejected); shards removed: re-run the build command with the same --mt-* options to make them",
+        f"done: {text['captions']} captions in {translated_into(manifest)}, {text['rejected']} rejected "
+        f"(see {out}/rejected); shards removed: re-run the build command (as first given, or with these --mt-* "
+        "options) to make them",
         markup=False,
     )
 
@@ -72,7 +69,7 @@ run.__signature__ = signature(  # type: ignore[attr-defined]
         ),
         parameter("lang", str | None, None, ("--lang",), "Target language (default: the build's)."),
     ],
-    [parameter(o.name, o.kind | None, None, o.flags, f"{o.help} Default: the build's.") for o in RUN_OPTIONS],
+    field_parameters(TextOptions, RUN_FIELDS, optional=True),
 )
 translate_app.command(
     "run", epilog="Example: capbuild translate run ar-coco/ --mt-model nllb-200-distilled-600M-ct2/ --beam-size 4"

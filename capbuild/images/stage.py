@@ -23,14 +23,16 @@ from capbuild.images.download import PER_HOST_RPS_KEY, SPARK_MASTER_ENV
 from capbuild.images.failures import failure_reason
 from capbuild.images.options import DEFAULT_PER_HOST_RPS, DISTRIBUTORS, RESIZE_MODES, ImageOptions
 from capbuild.images.shards import Sample, read_samples, write_samples
-from capbuild.table import SCORE_FIELDS, part_files
+from capbuild.table import part_files, score_fields
 
 __all__ = ["DEFAULT_PER_HOST_RPS", "DISTRIBUTORS", "RESIZE_MODES", "ImageOptions", "run_image_stage"]
 
 # Columns of the caption table that go into every sample's KEY.json (img2dataset adds url,
 # width, height, original size, status and sha256). img2dataset reserves `key` for the positional
 # key it writes; the table's key travels as TABLE_KEY and replaces it when shards are rewritten.
-SAMPLE_COLUMNS = ("source", "source_id", "split", "lang", "caption_orig", "lang_orig", "captions", "meta")
+SAMPLE_COLUMNS = (
+    "source", "source_id", "split", "lang", "caption_orig", "lang_orig", "captions", "captions_orig", "meta",
+)  # fmt: skip
 TABLE_KEY = "table_key"
 SPLIT_ORDER = ("train", "val", "test")
 SIZES_NAME = "sizes.json"
@@ -117,7 +119,7 @@ def _input_name(split: str) -> str:
 
 
 def _input_columns(table: pa.Table) -> pa.Table:
-    scores = [c for c in table.column_names if c in SCORE_FIELDS]
+    scores = list(score_fields(table.schema))
     columns = {"url": table["image_url"], "caption": table["caption"], TABLE_KEY: table["key"]}
     columns.update({name: table[name] for name in (*SAMPLE_COLUMNS, *scores)})
     return pa.table(columns)

@@ -8,9 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from capbuild.errors import ConfigError
-from capbuild.filters.base import FilterContext
-from capbuild.filters.chain import FilterChain
-from capbuild.partitions import Counts, PartitionTask, Reports, Segment, filter_reports, run_partition
+from capbuild.stages.text.partitions import Counts, PartitionTask, Reports
+from capbuild.stages.text.segments import PlanSegment, SegmentWorker
 
 EXECUTORS = ("local", "ray")
 OnDone = Callable[[int, Counts], None]
@@ -18,7 +17,7 @@ OnDone = Callable[[int, Counts], None]
 
 @dataclass(frozen=True)
 class ExecutorOptions:
-    """Where stateless filter segments run. Operational: the table is the same on every executor."""
+    """Where stateless segments run. Operational: the table is the same on every executor."""
 
     name: str = "local"
     address: str | None = None
@@ -35,17 +34,9 @@ class Executor(ABC):
     """Runs the partitions of one stateless segment, in any order, and reports each as it is done."""
 
     @abstractmethod
-    def map(
-        self,
-        segment: Segment,
-        tasks: list[PartitionTask],
-        specs: list[str],
-        context: FilterContext,
-        score_columns: list[str],
-        on_done: OnDone,
-    ) -> Reports:
-        """Filter every task's partition with the segment (`make_filters(specs, context)[start:stop]`);
-        call on_done(index, counts) per partition; return the segment's filter reports."""
+    def map(self, segment: PlanSegment, tasks: list[PartitionTask], on_done: OnDone) -> Reports:
+        """Run every task's partition through the segment's steps (built from the plan it carries);
+        call on_done(index, counts) per partition; return the segment's step reports."""
 
     @abstractmethod
     def close(self) -> None:
@@ -53,31 +44,23 @@ class Executor(ABC):
 
 
 class LocalExecutor(Executor):
-    """Runs partitions in order in this process, with the build's own filter objects."""
+    """Runs partitions in order in this process."""
 
-    def map(
-        self,
-        segment: Segment,
-        tasks: list[PartitionTask],
-        specs: list[str],
-        context: FilterContext,
-        score_columns: list[str],
-        on_done: OnDone,
-    ) -> Reports:
-        chain = FilterChain(list(segment.filters), score_columns)
+    def map(self, segment: PlanSegment, tasks: list[PartitionTask], on_done: OnDone) -> Reports:
+        worker = SegmentWorker(segment)
         for task in tasks:
-            on_done(task.index, run_partition(chain, task))
-        return filter_reports(segment.filters)
+            on_done(*worker.process(task))
+        return worker.reports()
 
     def close(self) -> None:
-        """Nothing to release: the filters belong to the build."""
+        """Nothing to release: the steps were built for one map."""
 
 
 @contextmanager
 def open_executor(options: ExecutorOptions) -> Iterator[Executor]:
     """The executor the options name, closed on exit."""
     if options.name == "ray":
-        from capbuild.executors.ray_actors import RayExecutor
+        from capbuild.stages.text.executors.ray import RayExecutor
 
         executor: Executor = RayExecutor(address=options.address, workers=options.workers)
     else:
