@@ -9,6 +9,7 @@ import pytest
 from extras import require_extra
 from pos_fixtures import TINY_LABELS, TINY_MAX_LENGTH, build_tiny_pos_model
 
+from capbuild.errors import InputError
 from capbuild.filters.api import filter_captions
 from capbuild.filters.base import make_filter
 from capbuild.filters.options import PosOptions
@@ -94,5 +95,5 @@ def test_missing_model_errors_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--pos-backend hf needs --pos-model"):
         make_filter("propn=0.8", "ar", TextOptions(pos_backend="hf"))
     missing = tmp_path / "no-model"
-    with pytest.raises(ValueError, match=f"cannot load the POS model '{missing}'.*hf download"):
+    with pytest.raises(InputError, match=f"cannot find the POS model '{missing}'.*hf download"):
         HfBackend.load(PosOptions(pos_backend="hf", pos_model=str(missing)))
