@@ -146,14 +146,14 @@ def test_every_command_example_is_in_a_sh_block():
     stray = []
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
-        inside_sh = set()
+        fenced: dict[int, str] = {}  # line number -> the info string of the fence around it
         for match in FENCE.finditer(text):
-            if match["info"].strip() == "sh":
-                first = text.count("\n", 0, match.start())
-                inside_sh.update(range(first, first + match.group(0).count("\n") + 1))
+            first = text.count("\n", 0, match.start())
+            for number in range(first, first + match.group(0).count("\n") + 1):
+                fenced[number] = match["info"].strip()
         for number, line in enumerate(text.splitlines()):
-            example = line.startswith("    ") or line.lstrip().startswith("$ ")
-            if number not in inside_sh and example and line.strip().startswith("capbuild "):
+            example = line.startswith("    ") or number in fenced or line.lstrip().startswith("$ ")
+            if fenced.get(number) != "sh" and example and line.strip().startswith("capbuild "):
                 stray.append(f"{page.relative_to(ROOT)}:{number + 1}: {line.strip()}")
     assert not stray, "command examples outside ```sh blocks:\n" + "\n".join(stray)
 
