@@ -1,16 +1,20 @@
-"""The docs match the program: every option `--help` shows is documented, and every command example in
+"""The docs match the program: every option `--help` shows is documented, and every example in
 README.md and docs/*.md runs as written on the sample data (or says it needs the user's own data).
 
-Command examples live in fenced ```sh blocks. A block whose first line is `# your own data: ...` needs
-files, models or machines the project does not ship and is not run; `# install` blocks are not run
-either. Every other ```sh block runs here, command by command, in a fresh folder: paths under
-`../shared/realdata` (relative to the project) point at the real sample files, outputs go to tmp_path.
+Examples live in fenced ```sh and ```python blocks. A block whose first line is `# your own data: ...`
+needs files, models or machines the project does not ship and is not run; `# install` blocks are not
+run either. Every other block runs here in a fresh folder (```sh command by command, ```python as a
+script): paths under `../shared/realdata` (relative to the project) point at the real sample files,
+outputs go to tmp_path.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,12 +132,26 @@ def test_every_sample_data_example_runs_as_written(block, tmp_path, monkeypatch,
         assert result.exit_code == 0, f"{block.name}: `{shlex.join(args)}` failed:\n{result.output}"
 
 
+@pytest.mark.parametrize("block", [pytest.param(b, id=b.name) for b in _blocks("python") if b.runs])
+def test_every_sample_data_python_example_runs_as_written(block, tmp_path, request):
+    code = block.body
+    if REALDATA_PREFIX in code:
+        code = code.replace(REALDATA_PREFIX, str(request.getfixturevalue("realdata")))
+    script = tmp_path / "example.py"
+    script.write_text(code, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    if result.returncode != 0 and "pip install" in result.stderr and "MissingExtraError" in result.stderr:
+        pytest.skip(f"{block.name} needs an extra that is not installed: {result.stderr.strip().splitlines()[-1]}")
+    assert result.returncode == 0, f"{block.name} failed:\n{result.stderr}"
+
+
 def test_the_examples_cover_every_page_and_the_not_run_ones_say_why():
     blocks = _blocks()
     # Translation, training and clusters need models and machines the project does not ship.
     own_data_only = {ROOT / "docs" / name for name in ("translation.md", "training-and-evaluation.md", "scaling.md")}
     assert {b.page for b in blocks if b.runs} == set(PAGES) - own_data_only
-    for block in blocks:
+    for block in [*blocks, *_blocks("python")]:
         if not block.runs:
             first = block.body.lstrip().splitlines()[0]
             assert first.startswith("# install") or len(first) > len("# your own data: "), (
