@@ -8,23 +8,16 @@ import string
 import unicodedata
 from typing import Any
 
-import ftfy
 import pyarrow as pa
 
 from capbuild.filters.base import CaptionFilter, CaptionRewriter, Filter, FilterContext, FilterResult, register_filter
+from capbuild.filters.clean_text import clean_caption
 
 WHITESPACE = re.compile(r"\s+")
 # ASCII punctuation, Latin-1 and general punctuation, CJK and Arabic punctuation marks.
 PUNCTUATION = re.compile(
     f"[{re.escape(string.punctuation)}\u00a1-\u00bf\u2010-\u205e\u3000-\u303f\u060c\u061b\u061f\u06d4]"
 )
-
-
-def clean_text(text: str) -> str:
-    """Repair mojibake and HTML entities (ftfy), compose to NFC, collapse whitespace."""
-    text = ftfy.fix_text(text)
-    text = unicodedata.normalize("NFC", text)
-    return WHITESPACE.sub(" ", text).strip()
 
 
 def normalise_for_dedup(text: str) -> str:
@@ -36,12 +29,12 @@ def normalise_for_dedup(text: str) -> str:
 
 @register_filter
 class CleanFilter(CaptionRewriter):
-    """Cleans `caption` and every entry of `captions` (clean_text); drops rows left with an empty caption."""
+    """Cleans `caption` and every entry of `captions` (clean_caption); drops rows left with an empty caption."""
 
     name = "clean"
 
     def rewrite(self, text: str) -> str:
-        return clean_text(text)
+        return clean_caption(text)
 
 
 @register_filter
