@@ -231,7 +231,7 @@ def breakdown_child(args: argparse.Namespace) -> None:
     timings: dict[str, float] = {}
     targets = {
         build: ("run_text_stage", "save_manifest", "write_card"),
-        stage: ("_write_inputs", "_run_img2dataset", "_finalise", "_rewrite_shard"),
+        stage: ("_write_inputs", "_run_img2dataset", "_finalise", "_rewrite_shard", "rewrite_shard"),
     }
     for module, names in targets.items():
         for name in names:
@@ -305,7 +305,7 @@ def breakdown(source: Path, urls: Path, work: Path, args: argparse.Namespace) ->
         "image inputs (per-split parquet)": timings.get("_write_inputs", 0.0),
         "img2dataset proper (subprocess)": timings.get("_run_img2dataset", 0.0),
         "shard finalise (links/rewrite, counts, sizes.json)": timings.get("_finalise", 0.0),
-        "  of which post-pass shard rewrite": timings.get("_rewrite_shard", 0.0),
+        "  of which post-pass shard rewrite": timings.get("_rewrite_shard", 0.0) + timings.get("rewrite_shard", 0.0),
         "manifest writes": timings.get("save_manifest", 0.0),
         "dataset card": timings.get("write_card", 0.0),
     }

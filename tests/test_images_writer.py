@@ -3,13 +3,14 @@ post-pass rewrite of img2dataset's own shards."""
 
 from __future__ import annotations
 
+import importlib
 import random
 
 import pyarrow as pa
 from img2dataset.writer import WebDatasetSampleWriter
 
 from capbuild.images.shards import OrderedShardWriter, read_samples, write_samples
-from capbuild.images.writer import TABLE_KEY, TableOrderWriter, in_table_order, rewrite_shard
+from capbuild.images.writer import TABLE_KEY, TableOrderWriter, in_table_order, rewrite_shard, use_table_order_writer
 from tests.images import jpeg_bytes
 
 SCHEMA = pa.schema(
@@ -99,3 +100,10 @@ def test_ordered_shard_writer_sorts_and_matches_write_samples(tmp_path):
     assert (tmp_path / "ordered.tar").read_bytes() == (tmp_path / "plain.tar").read_bytes()
     assert list(read_samples(tmp_path / "ordered.tar")) == samples
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ordered.tar", "plain.tar"]
+
+
+def test_img2dataset_takes_the_table_order_writer_for_webdataset(monkeypatch):
+    main = importlib.import_module("img2dataset.main")
+    monkeypatch.setattr(main, "WebDatasetSampleWriter", main.WebDatasetSampleWriter)  # restored afterwards
+    use_table_order_writer()
+    assert main.WebDatasetSampleWriter is TableOrderWriter

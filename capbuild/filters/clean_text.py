@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -22,7 +23,9 @@ def clean_caption(text: str) -> str:
     return clean_caption_full(text)
 
 
+@functools.lru_cache(maxsize=256)
 def clean_caption_full(text: str) -> str:
-    """clean_caption without the fast path (for any text)."""
+    """clean_caption without the fast path (for any text). Cached: a row's caption is mostly also in
+    its `captions` list, and ftfy is the step's whole cost."""
     text = WHITESPACE.sub(" ", unicodedata.normalize("NFC", ftfy.fix_text(text))).strip()
     return text if any(unicodedata.category(c) != "Cf" and not c.isspace() for c in text) else ""

@@ -12,6 +12,7 @@ rewrites their shards afterwards with `rewrite_shard`; both ways give the same b
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,5 @@ def _with_table_key(fields: dict[str, bytes]) -> Sample:
 def use_table_order_writer() -> None:
     """Make img2dataset write its webdataset shards with TableOrderWriter (img2dataset picks the writer
     class by output format, with no registry; the workers receive the class by reference)."""
-    import img2dataset.main
-
-    img2dataset.main.WebDatasetSampleWriter = TableOrderWriter
+    # `img2dataset.main` is also the name of a function in img2dataset's package namespace.
+    importlib.import_module("img2dataset.main").WebDatasetSampleWriter = TableOrderWriter
