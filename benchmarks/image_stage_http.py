@@ -21,6 +21,7 @@ measures the CPU cost per request of capbuild's download wrapper against img2dat
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -50,17 +51,25 @@ WORDS = ("a", "man", "woman", "dog", "cat", "red", "blue", "small", "large", "si
 
 
 def procedural_jpeg(index: int, size: tuple[int, int] = (400, 300)) -> bytes:
-    """A distinct photo-like JPEG: smooth colour gradients, stripes and a little noise."""
-    width, height = size
-    rng = np.random.default_rng(index)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    fx, fy = rng.uniform(0.01, 0.08, 2).tolist()
-    phase = float(index)
-    base = [np.sin(x * fx + phase + c) * np.cos(y * fy + c) for c in (0.0, 2.0, 4.0)]
-    pixels = np.stack([127 + 100 * b for b in base], axis=-1) + rng.normal(0, 12, (height, width, 3))
+    """A distinct photo-like JPEG: one of 16 smooth colour-wave textures with noise, shifted and
+    tinted by `index` (cheap enough to make thousands on a busy machine)."""
+    texture = _texture(index % 16, size)
+    tint = np.array([(index * 37) % 64, (index * 59) % 64, (index * 83) % 64], dtype=np.int16)
+    pixels = np.roll(texture, (index * 7) % size[1], axis=0) + tint
     buffer = io.BytesIO()
     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
+
+
+@functools.cache
+def _texture(seed: int, size: tuple[int, int]) -> np.ndarray:
+    width, height = size
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    fx, fy = rng.uniform(0.01, 0.08, 2).tolist()
+    base = [np.sin(x * fx + seed + c) * np.cos(y * fy + c) for c in (0.0, 2.0, 4.0)]
+    pixels = np.stack([96 + 90 * b for b in base], axis=-1) + rng.normal(0, 12, (height, width, 3))
+    return pixels.astype(np.int16)
 
 
 def caption(index: int) -> str:
@@ -332,6 +341,7 @@ def main() -> None:
     parser.add_argument("--server-threads", type=int, default=32)
     parser.add_argument("--server-seconds", type=float, default=3600.0, help="the server stops after this")
     parser.add_argument("--skip-breakdown", action="store_true")
+    parser.add_argument("--baseline-breakdown", action="store_true", help="also break down the --baseline run")
     # Internal: the child modes.
     parser.add_argument("--breakdown-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--wrapper-child", action="store_true", help=argparse.SUPPRESS)
@@ -385,7 +395,7 @@ def report(args: argparse.Namespace, work: Path, base: str) -> None:
               f"| {median_line(stages[name])} | {stage / raw:.3f}x |")  # fmt: skip
     if args.skip_breakdown:
         return
-    sources = [("after", ROOT)] + ([("before", args.baseline)] if args.baseline else [])
+    sources = [("after", ROOT)] + ([("before", args.baseline)] if args.baseline and args.baseline_breakdown else [])
     parts = {label: breakdown(source, urls, work, args) for label, source in sources}
     print(f"\nBreakdown of one `capbuild pairs --per-host-rps 0` run each (seconds)\n\n| part | {' | '.join(parts)} |")
     print("|---|" + "---|" * len(parts))
