@@ -25,6 +25,7 @@ import functools
 import io
 import json
 import os
+import resource
 import socketserver
 import statistics
 import subprocess
@@ -194,14 +195,16 @@ def capbuild_command(urls: Path, out: Path, args: argparse.Namespace, rps: float
     ]
 
 
-def timed_run(command: list[str], env: dict[str, str], log: Path) -> float:
-    started = time.perf_counter()
+def timed_run(command: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds (user + system) of the command and every process it waited for."""
+    started, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     with log.open("wb") as f:
-        result = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env, check=False)
-    seconds = time.perf_counter() - started
+        # cwd: not a checkout, whose capbuild/ `python -m` would import ahead of PYTHONPATH
+        result = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=log.parent, check=False)
+    seconds, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise RuntimeError(f"{command[:3]} failed ({result.returncode}); see {log}:\n{log.read_text()[-2000:]}")
-    return seconds
+    return seconds, after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
 
 
 def raw_successes(out: Path) -> int:
@@ -209,24 +212,24 @@ def raw_successes(out: Path) -> int:
 
 
 def run_contender(name: str, urls: Path, work: Path, args: argparse.Namespace) -> dict[str, float]:
-    """One timed run; returns its wall time (and, for capbuild, the image stage's own seconds)."""
+    """One timed run: its wall and CPU seconds and the image stage's wall seconds (for raw: all of it)."""
     out = work / f"out-{name}"
     subprocess.run(["rm", "-rf", str(out)], check=True)
     if name == "raw":
-        seconds = timed_run(raw_command(urls, out, args), env_for(ROOT), work / f"{name}.log")
+        seconds, cpu = timed_run(raw_command(urls, out, args), env_for(ROOT), work / f"{name}.log")
         successes = raw_successes(out)
         stage = seconds
     else:
         source = args.baseline if name == "before" else ROOT
         rps = UNREACHED_RPS if name == "paced" else 0
         command = [sys.executable, "-m", "capbuild", *capbuild_command(urls, out, args, rps)]
-        seconds = timed_run(command, env_for(source), work / f"{name}.log")
+        seconds, cpu = timed_run(command, env_for(source), work / f"{name}.log")
         manifest = json.loads((out / "manifest.json").read_text())
         successes = manifest["counts"]["images"]["success"]
         stage = manifest["stages"]["images"]["seconds"]
     if successes != args.images:
         raise RuntimeError(f"{name}: {successes} images of {args.images} fetched; see {work / name}.log")
-    return {"wall": seconds, "stage": stage}
+    return {"wall": seconds, "stage": stage, "cpu": cpu}
 
 
 def breakdown_child(args: argparse.Namespace) -> None:
@@ -293,11 +296,12 @@ def wrapper_child(args: argparse.Namespace) -> None:
 
 
 def child_json(mode: str, source: Path, urls: Path, out: Path, args: argparse.Namespace, extra: list[str]) -> Any:
+    work = urls.parent
     command = [sys.executable, __file__, mode, "--urls", str(urls), "--out", str(out), *extra]
     command += ["--processes", str(args.processes), "--threads", str(args.threads)]
     command += ["--shard-size", str(args.shard_size)]
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env_for(source), check=False)
+    result = subprocess.run(command, capture_output=True, text=True, env=env_for(source), cwd=work, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{mode} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1]), time.perf_counter() - started
@@ -376,23 +380,26 @@ def report(args: argparse.Namespace, work: Path, base: str) -> None:
     names = ["raw", "capbuild", "paced"] + (["before"] if args.baseline else [])
     walls: dict[str, list[float]] = {name: [] for name in names}
     stages: dict[str, list[float]] = {name: [] for name in names}
+    cpus: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(args.rounds):
         order = names[round_index % len(names) :] + names[: round_index % len(names)]
         for name in order:
             figures = run_contender(name, urls, work, args)
             walls[name].append(figures["wall"])
             stages[name].append(figures["stage"])
-            print(f"round {round_index + 1} {name}: {figures['wall']:.2f} s (image stage {figures['stage']:.2f} s)",
-                  flush=True)  # fmt: skip
-    raw = statistics.median(walls["raw"])
+            cpus[name].append(figures["cpu"])
+            print(f"round {round_index + 1} {name}: {figures['wall']:.2f} s (image stage {figures['stage']:.2f} s), "
+                  f"{figures['cpu']:.2f} CPU s", flush=True)  # fmt: skip
+    raw, raw_cpu = statistics.median(walls["raw"]), statistics.median(cpus["raw"])
     print(f"\n{args.images} images, {args.scheme}, {args.processes} processes x {args.threads} threads, "
           f"{args.shard_size} per shard, {args.rounds} rounds interleaved (median, min-max)\n")  # fmt: skip
-    print("| run | whole command | vs raw | image stage | vs raw |")
-    print("|---|---|---|---|---|")
+    print("| run | whole command | vs raw | image stage | vs raw | CPU, all processes | vs raw |")
+    print("|---|---|---|---|---|---|---|")
     for name in names:
-        stage = statistics.median(stages[name])
-        print(f"| {name} | {median_line(walls[name])} | {statistics.median(walls[name]) / raw:.3f}x "
-              f"| {median_line(stages[name])} | {stage / raw:.3f}x |")  # fmt: skip
+        stage, cpu = statistics.median(stages[name]), statistics.median(cpus[name])
+        wall = statistics.median(walls[name])
+        print(f"| {name} | {median_line(walls[name])} | {wall / raw:.3f}x | {median_line(stages[name])} "
+              f"| {stage / raw:.3f}x | {median_line(cpus[name])} | {cpu / raw_cpu:.3f}x |")  # fmt: skip
     if args.skip_breakdown:
         return
     sources = [("after", ROOT)] + ([("before", args.baseline)] if args.baseline and args.baseline_breakdown else [])
