@@ -9,7 +9,7 @@ import webdataset as wds
 
 from capbuild.build import BuildConflictError, BuildRequest, run_build
 from capbuild.builders.coco import CocoBuilder
-from capbuild.filters.text import clean_text
+from capbuild.filters.clean_text import clean_caption
 from capbuild.images.stage import ImageOptions
 from capbuild.stages.text.plan import make_plan
 from capbuild.stages.text.records import plan_specs
@@ -56,9 +56,9 @@ def test_shards_hold_every_photo_with_one_of_its_real_captions(coco_build, reald
         meta = json.loads(sample["json"])
         assert meta["key"] == sample["__key__"] and sample["__key__"] in keys
         caption = sample["txt"].decode()
-        assert caption in [clean_text(c) for c in real[meta["source_id"]]]
+        assert caption in [clean_caption(c) for c in real[meta["source_id"]]]
         assert caption == keys[sample["__key__"]]["caption"]
-        assert meta["captions"] == [clean_text(c) for c in real[meta["source_id"]]]
+        assert meta["captions"] == [clean_caption(c) for c in real[meta["source_id"]]]
         assert (meta["width"], meta["height"]) == (64, 64)
         for field in ("source", "source_id", "caption_orig", "lang_orig", "url", "original_width"):
             assert field in meta

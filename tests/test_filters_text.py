@@ -1,7 +1,8 @@
 import pytest
 
 from capbuild.filters.base import make_filter
-from capbuild.filters.text import clean_text, normalise_for_dedup
+from capbuild.filters.clean_text import clean_caption
+from capbuild.filters.text import normalise_for_dedup
 from capbuild.stages.text.plan import make_plan
 from capbuild.stages.text.steps import parse_spec
 from capbuild.table import make_row, rows_to_table
@@ -20,9 +21,9 @@ def _chain(*specs):
 
 
 def test_clean_repairs_mojibake_composes_nfc_and_collapses_whitespace():
-    assert clean_text("  caf\u00c3\u00a9 \t au\n lait  ") == "café au lait"
-    assert clean_text("cafe\u0301") == "caf\u00e9"  # combining accent composed (NFC)
-    assert clean_text("fish &amp; chips") == "fish & chips"
+    assert clean_caption("  caf\u00c3\u00a9 \t au\n lait  ") == "café au lait"
+    assert clean_caption("cafe\u0301") == "caf\u00e9"  # combining accent composed (NFC)
+    assert clean_caption("fish &amp; chips") == "fish & chips"
 
 
 def test_clean_drops_rows_left_empty_and_cleans_every_caption():

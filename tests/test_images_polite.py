@@ -35,6 +35,22 @@ def test_pacer_spaces_requests_to_a_host_and_pauses_on_retry_after(tmp_path):
     assert time.monotonic() - before >= 0.29
 
 
+def test_unpaced_pacer_touches_no_file_until_a_retry_after_pauses_the_host(tmp_path):
+    unpaced, other_process = HostPacer(rps=None, folder=tmp_path), HostPacer(rps=0, folder=tmp_path)
+    unpaced.wait("a.org")
+    assert list(tmp_path.iterdir()) == []  # no lock file: nothing to do per request
+    other_process.pause("a.org", 0.3)
+    before = time.monotonic()
+    unpaced.wait("a.org")
+    assert time.monotonic() - before >= 0.29
+
+
+def test_spacing_margin_keeps_low_rates_and_does_not_cap_high_ones(tmp_path):
+    assert HostPacer(rps=10, folder=tmp_path).interval == pytest.approx(0.105)
+    assert HostPacer(rps=5, folder=tmp_path).interval == pytest.approx(0.205)
+    assert HostPacer(rps=1_000_000, folder=tmp_path).interval < 2e-6
+
+
 def test_pacers_sharing_a_folder_share_the_pace(tmp_path):
     """Two pacers (as in two worker processes) with 4 threads each keep the host under rps together."""
     starts: list[float] = []

@@ -9,11 +9,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import ftfy
 import pyarrow as pa
 
 from capbuild.errors import ConfigError
 from capbuild.filters.base import CaptionFilter, CaptionRewriter, FilterResult, Runner
+from capbuild.filters.clean_text import clean_caption
 from capbuild.options import opt
 from capbuild.stages.text.options import TextOptions
 from capbuild.stages.text.steps import Filter, Rewriter, register_step
@@ -25,13 +25,6 @@ PUNCTUATION = re.compile(
 )
 
 
-def clean_text(text: str) -> str:
-    """Repair mojibake and HTML entities (ftfy), compose to NFC, collapse whitespace."""
-    text = ftfy.fix_text(text)
-    text = unicodedata.normalize("NFC", text)
-    return WHITESPACE.sub(" ", text).strip()
-
-
 def normalise_for_dedup(text: str) -> str:
     """Case-folded, NFKC, punctuation removed, whitespace collapsed: what two captions that read
     the same share."""
@@ -40,12 +33,12 @@ def normalise_for_dedup(text: str) -> str:
 
 
 class CleanFilter(CaptionRewriter):
-    """Cleans `caption` and every entry of `captions` (clean_text); drops rows left with an empty caption."""
+    """Cleans `caption` and every entry of `captions` (clean_caption); drops rows left with an empty caption."""
 
     name = "clean"
 
     def rewrite(self, text: str) -> str:
-        return clean_text(text)
+        return clean_caption(text)
 
 
 class LengthFilter(CaptionFilter):

@@ -39,6 +39,10 @@ def main(args_path: str) -> None:
     pacing = Path(args_path).parent / "pacing"
     shutil.rmtree(pacing, ignore_errors=True)
     os.environ[polite.ENV_PACING_DIR] = str(pacing)
+    if arguments.get("distributor", "multiprocessing") == "multiprocessing":
+        from capbuild.images.writer import use_table_order_writer
+
+        use_table_order_writer()
     master = os.environ.get(SPARK_MASTER_ENV)
     if arguments.get("distributor") != "pyspark" or not master:
         img2dataset.download(**arguments)

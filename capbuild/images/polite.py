@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import email.utils
 import fcntl
+import functools
 import hashlib
 import io
+import os
 import time
 import urllib.error
 import urllib.request
@@ -39,44 +41,72 @@ ENV_PACING_DIR = "CAPBUILD_PACING_DIR"
 POLITE_ATTEMPTS = 10
 DEFAULT_RETRY_AFTER = 1.0
 MAX_RETRY_AFTER = 120.0
-# Added to the spacing so that network jitter never packs rps + 1 requests into a second at the server.
+# Added to the spacing so that network jitter never packs rps + 1 requests into a second at the server:
+# 5 ms, or 5 % of the spacing when that is less (so that a high rate is not capped at 200 requests/s).
 JITTER_MARGIN = 0.005
+JITTER_FRACTION = 0.05
 
 
 class HostPacer:
     """Keeps requests to each host `1 / rps` seconds apart and pauses a host on Retry-After, for every
-    thread and process that uses the same `folder` (time.monotonic is system-wide on Linux and macOS)."""
+    thread and process that uses the same `folder` (time.monotonic is system-wide on Linux and macOS).
+
+    Unpaced (rps 0), a host's file exists only once a Retry-After paused it, so a request to a host
+    never paused costs one failed open() and takes no lock.
+    """
 
     def __init__(self, rps: float | None, folder: Path) -> None:
-        self.interval = 1.0 / rps + JITTER_MARGIN if rps else 0.0
+        self.interval = 1.0 / rps + min(JITTER_MARGIN, JITTER_FRACTION / rps) if rps else 0.0
         self.folder = folder
+        self._paths: dict[str, str] = {}
+
+    def _path(self, host: str) -> str:
+        path = self._paths.get(host)
+        if path is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self._paths[host] = str(self.folder / hashlib.blake2b(host.encode(), digest_size=8).hexdigest())
+        return path
 
     @contextmanager
-    def _next_free(self, host: str) -> Iterator[list[float]]:
-        """The host's next free time, locked: yields a one-item list whose value is written back."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = hashlib.blake2b(host.encode(), digest_size=8).hexdigest()
-        with (self.folder / name).open("a+b") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
-            f.seek(0)
-            text = f.read()
-            box = [float(text) if text else 0.0]
-            yield box
-            f.seek(0)
-            f.truncate()
-            f.write(repr(box[0]).encode())
+    def _locked(self, host: str, flags: int = os.O_RDWR | os.O_CREAT, lock: int = fcntl.LOCK_EX) -> Iterator[int]:
+        """The host's file descriptor, locked (released when it closes)."""
+        fd = os.open(self._path(host), flags, 0o644)
+        try:
+            fcntl.flock(fd, lock)
+            yield fd
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _next_free(fd: int) -> float:
+        text = os.pread(fd, 64, 0).strip()
+        return float(text) if text else 0.0
+
+    @staticmethod
+    def _set_next_free(fd: int, value: float) -> None:
+        os.pwrite(fd, repr(value).encode().ljust(32), 0)  # fixed width: nothing left to truncate
 
     def wait(self, host: str) -> None:
-        """Block until a request to `host` may start (callers take turns: the lock is held meanwhile)."""
-        with self._next_free(host) as box:
-            if (delay := box[0] - time.monotonic()) > 0:
+        """Block until a request to `host` may start (paced callers take turns: the lock is held meanwhile)."""
+        if not self.interval:
+            try:
+                with self._locked(host, os.O_RDONLY, fcntl.LOCK_SH) as fd:
+                    paused_until = self._next_free(fd)
+            except FileNotFoundError:
+                return
+            if (delay := paused_until - time.monotonic()) > 0:
                 time.sleep(delay)
-            box[0] = max(box[0], time.monotonic() + self.interval)
+            return
+        with self._locked(host) as fd:
+            next_free = self._next_free(fd)
+            if (delay := next_free - time.monotonic()) > 0:
+                time.sleep(delay)
+            self._set_next_free(fd, max(next_free, time.monotonic() + self.interval))
 
     def pause(self, host: str, seconds: float) -> None:
         """No request to `host` for `seconds` from now (a 429/503's Retry-After)."""
-        with self._next_free(host) as box:
-            box[0] = max(box[0], time.monotonic() + seconds)
+        with self._locked(host) as fd:
+            self._set_next_free(fd, max(self._next_free(fd), time.monotonic() + seconds))
 
 
 _pacer: HostPacer | None = None
@@ -97,7 +127,9 @@ def retry_after_seconds(value: str | None) -> float:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
+@functools.cache
 def user_agent(token: str | None) -> str:
+    """The User-Agent header (cached: reading a package's version scans the installed distributions)."""
     agent = f"capbuild/{__version__} img2dataset/{metadata.version('img2dataset')}"
     return f"{agent} ({token})" if token else agent
 

@@ -3,16 +3,16 @@
 One mechanism for every stage that rewrites shards (the image stage's reorder and re-key, the image
 filters' keep/reject split): samples are read as raw member bytes, never decoded, and written with
 webdataset's TarWriter with fixed metadata, atomically (temporary file, then rename), so the same
-samples always give byte-identical tars.
+samples always give byte-identical tars. `OrderedShardWriter` takes samples in any order (as
+img2dataset's download threads finish them) and writes them in a given order when closed.
 """
 
 from __future__ import annotations
 
+import os
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-
-import webdataset as wds
 
 Sample = tuple[str, dict[str, bytes]]
 """A sample: its key and its members' bytes by extension ({"jpg": ..., "txt": ..., "json": ...})."""
@@ -33,6 +33,8 @@ def read_samples(tar: Path) -> Iterator[Sample]:
 
 def write_samples(samples: Iterable[Sample], dst: Path) -> int:
     """Write samples (in the given order) to dst atomically; returns how many were written."""
+    import webdataset as wds  # imports torch: only where shards are written
+
     tmp = dst.with_name(dst.name + ".tmp")
     count = 0
     with tmp.open("wb") as target:
@@ -43,3 +45,42 @@ def write_samples(samples: Iterable[Sample], dst: Path) -> int:
         writer.close()
     tmp.replace(dst)
     return count
+
+
+class OrderedShardWriter:
+    """Collects samples in any order and writes them to `dst`, sorted by an order key, on close().
+
+    Member bytes go to a spool file beside dst as they arrive, so memory holds only offsets whatever
+    the shard's size; close() reads them back in order (no decoding) through write_samples. A
+    process killed before close() leaves only the spool and no tar at dst.
+    """
+
+    def __init__(self, dst: Path) -> None:
+        self.dst = dst
+        self._spool_path = dst.with_name(dst.name + ".spool")
+        self._spool = self._spool_path.open("w+b")
+        self._index: list[tuple[str, str, list[tuple[str, int, int]]]] = []
+        self._offset = 0
+
+    def add(self, order: str, key: str, fields: dict[str, bytes]) -> None:
+        """Queue a sample; samples are written in ascending `order`."""
+        members = []
+        for extension, data in fields.items():
+            self._spool.write(data)
+            members.append((extension, self._offset, len(data)))
+            self._offset += len(data)
+        self._index.append((order, key, members))
+
+    def close(self) -> int:
+        """Write the tar (atomically) and remove the spool; returns how many samples it holds."""
+        self._spool.flush()
+        fd = self._spool.fileno()
+        ordered = sorted(self._index, key=lambda entry: entry[0])
+        samples = (
+            (key, {ext: os.pread(fd, size, offset) for ext, offset, size in members}) for _, key, members in ordered
+        )
+        try:
+            return write_samples(samples, self.dst)
+        finally:
+            self._spool.close()
+            self._spool_path.unlink()

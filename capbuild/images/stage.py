@@ -22,18 +22,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from capbuild.images.download import PER_HOST_RPS_KEY, SPARK_MASTER_ENV
 from capbuild.images.failures import failure_reason
 from capbuild.images.options import DEFAULT_PER_HOST_RPS, DISTRIBUTORS, RESIZE_MODES, ImageOptions
-from capbuild.images.shards import Sample, read_samples, write_samples
+from capbuild.images.writer import TABLE_KEY, in_table_order, rewrite_shard
 from capbuild.table import part_files, score_fields
 
 __all__ = ["DEFAULT_PER_HOST_RPS", "DISTRIBUTORS", "RESIZE_MODES", "ImageOptions", "run_image_stage"]
 
 # Columns of the caption table that go into every sample's KEY.json (img2dataset adds url,
-# width, height, original size, status and sha256). img2dataset reserves `key` for the positional
-# key it writes; the table's key travels as TABLE_KEY and replaces it when shards are rewritten.
+# width, height, original size, status and sha256). The table's key travels as TABLE_KEY (see
+# capbuild.images.writer).
 SAMPLE_COLUMNS = (
     "source", "source_id", "split", "lang", "caption_orig", "lang_orig", "captions", "captions_orig", "meta",
 )  # fmt: skip
-TABLE_KEY = "table_key"
 SPLIT_ORDER = ("train", "val", "test")
 SIZES_NAME = "sizes.json"
 
@@ -168,7 +167,9 @@ def _stats_files(folder: Path) -> list[Path]:
 
 
 def _finalise(splits: dict[str, list[str]], raw: Path, shards: Path, expected: int) -> dict[str, Any]:
-    """Rewrite every raw shard into OUT/shards; count successes per shard and failures per reason."""
+    """Put every finished shard into OUT/shards in table order (a hard link when img2dataset's workers
+    already wrote it so, else a rewrite); count successes per shard and failures per reason.
+    raw/ stays whole until the build ends, so an interrupted finalise starts again from it."""
     shutil.rmtree(shards, ignore_errors=True)
     shards.mkdir(parents=True)
     sizes: dict[str, int] = {}
@@ -176,8 +177,13 @@ def _finalise(splits: dict[str, list[str]], raw: Path, shards: Path, expected: i
     per_source: dict[str, Counter[str]] = {}
     per_shard: dict[str, dict[str, Any]] = {}
     for name in (name for names in splits.values() for name in names):
-        samples = _rewrite_shard(raw / name, shards / name)
-        shutil.copyfile(raw / f"{name}_stats.json", shards / f"{name}_stats.json")
+        if in_table_order(raw / f"{name}.parquet"):
+            for suffix in (".tar", ".parquet"):
+                _link(raw / f"{name}{suffix}", shards / f"{name}{suffix}")
+        else:
+            rewrite_shard(raw / name, shards / name)
+        _link(raw / f"{name}_stats.json", shards / f"{name}_stats.json")
+        samples = pq.read_table(shards / f"{name}.parquet", columns=["status", "error_message", "source"])
         sizes[f"{name}.tar"] = samples["status"].to_pylist().count("success")
         shard_failed: Counter[str] = Counter()
         for status, message, source in zip(
@@ -204,6 +210,14 @@ def _finalise(splits: dict[str, list[str]], raw: Path, shards: Path, expected: i
     }
 
 
+def _link(src: Path, dst: Path) -> None:
+    """dst as a hard link to src (no copy on one file system), a copy otherwise."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def shard_counts(attempted: int, success: int, failed: Counter[str]) -> dict[str, Any]:
     """One shard's line in the manifest: attempts, successes, success rate, failures by reason."""
     return {
@@ -212,25 +226,3 @@ def shard_counts(attempted: int, success: int, failed: Counter[str]) -> dict[str
         "success_rate": round(success / attempted, 4) if attempted else None,
         "failed": dict(sorted(failed.items())),
     }
-
-
-def _rewrite_shard(raw: Path, final: Path) -> pa.Table:
-    """Copy raw.tar to final.tar with samples in input order and the table key as the sample key
-    (img2dataset writes them as downloads finish, keyed by position). Same for raw.parquet.
-    Returns the rewritten per-sample status table."""
-    samples = pq.read_table(raw.with_suffix(".parquet"))
-    order = pc.sort_indices(samples["key"])
-    samples = samples.take(order)
-    table_keys = samples[TABLE_KEY]
-    samples = samples.drop_columns(["key", TABLE_KEY]).add_column(0, "key", table_keys)
-    pq.write_table(samples, final.with_suffix(".parquet"))
-    by_key = dict(read_samples(raw.with_suffix(".tar")))
-    write_samples((_with_table_key(by_key[raw_key]) for raw_key in sorted(by_key)), final.with_suffix(".tar"))
-    return samples
-
-
-def _with_table_key(fields: dict[str, bytes]) -> Sample:
-    """img2dataset's sample re-keyed by the caption table's key (carried in its json as TABLE_KEY)."""
-    meta = json.loads(fields["json"])
-    meta["key"] = meta.pop(TABLE_KEY)
-    return meta["key"], {**fields, "json": json.dumps(meta, ensure_ascii=False).encode()}
