@@ -16,23 +16,20 @@ from tests.http_server import Behaviour, serve
 from tests.images import jpeg_bytes
 
 
-def _most_in_one_second(times: list[float]) -> int:
+def _most_in_window(times: list[float], seconds: float = 1.0) -> int:
     times = sorted(times)
-    return max((sum(1 for t in times if start <= t < start + 1.0) for start in times), default=0)
+    return max((sum(1 for t in times if start <= t < start + seconds) for start in times), default=0)
 
 
 def test_pacer_spaces_requests_to_a_host_and_pauses_on_retry_after(tmp_path):
-    pacer = HostPacer(rps=20, folder=tmp_path)
-    started = time.monotonic()
-    for _ in range(5):
-        pacer.wait("a.org")
-    pacer.wait("b.org")  # another host is not held back by a.org's pace
-    paced = time.monotonic() - started
-    assert 4 * 0.05 <= paced < 0.5
+    pacer = HostPacer(rps=4, folder=tmp_path)
+    grants = [pacer.wait("a.org") for _ in range(5)]
+    assert all(b - a >= pacer.interval for a, b in zip(grants, grants[1:], strict=False))
+    # Another host is not held back by a.org's pace: its grant comes before a.org's next free slot.
+    assert pacer.wait("b.org") < grants[-1] + pacer.interval
+    before_pause = time.monotonic()
     pacer.pause("a.org", 0.3)
-    before = time.monotonic()
-    pacer.wait("a.org")
-    assert time.monotonic() - before >= 0.29
+    assert pacer.wait("a.org") - before_pause >= 0.3
 
 
 def test_unpaced_pacer_touches_no_file_until_a_retry_after_pauses_the_host(tmp_path):
@@ -53,12 +50,11 @@ def test_spacing_margin_keeps_low_rates_and_does_not_cap_high_ones(tmp_path):
 
 def test_pacers_sharing_a_folder_share_the_pace(tmp_path):
     """Two pacers (as in two worker processes) with 4 threads each keep the host under rps together."""
-    starts: list[float] = []
+    grants: list[float] = []
 
     def worker(pacer: HostPacer) -> None:
         for _ in range(3):
-            pacer.wait("a.org")
-            starts.append(time.monotonic())
+            grants.append(pacer.wait("a.org"))
 
     pacers = [HostPacer(rps=10, folder=tmp_path), HostPacer(rps=10, folder=tmp_path)]
     threads = [threading.Thread(target=worker, args=(pacers[i % 2],)) for i in range(8)]
@@ -66,9 +62,10 @@ def test_pacers_sharing_a_folder_share_the_pace(tmp_path):
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(starts) == 24
-    assert _most_in_one_second(starts) <= 10
-    assert max(starts) - min(starts) >= 23 * 0.1
+    grants.sort()
+    assert len(grants) == 24
+    assert all(b - a >= pacers[0].interval for a, b in zip(grants, grants[1:], strict=False))
+    assert _most_in_window(grants) <= 10
 
 
 @pytest.mark.parametrize(
@@ -104,7 +101,9 @@ def test_build_never_exceeds_per_host_rps_and_recovers_every_429(tmp_path):
         manifest = run_build(BuildRequest(builder, tmp_path / "out", images=options))
     statuses = [code for _, _, code in behaviour.log]
     assert statuses.count(429) > 0, "the server never throttled: the test proves nothing"
-    assert _most_in_one_second([t for t, _, _ in behaviour.log]) <= 5
+    # Requests reach the server a little after the pacer lets them go; a 0.9 s window leaves 0.1 s for that
+    # jitter and still holds at most 5 requests only if they were let go at <= 5 per second.
+    assert _most_in_window([t for t, _, _ in behaviour.log], seconds=0.9) <= 5
     images = manifest["counts"]["images"]
     assert images["success"] == count and images["failed"] == {}
     assert {shard["success_rate"] for shard in images["per_shard"].values()} == {1.0}

@@ -86,22 +86,26 @@ class HostPacer:
     def _set_next_free(fd: int, value: float) -> None:
         os.pwrite(fd, repr(value).encode().ljust(32), 0)  # fixed width: nothing left to truncate
 
-    def wait(self, host: str) -> None:
-        """Block until a request to `host` may start (paced callers take turns: the lock is held meanwhile)."""
+    def wait(self, host: str) -> float:
+        """Block until a request to `host` may start (paced callers take turns: the lock is held meanwhile).
+        Returns the time.monotonic() at which the request was let go: grants to one host are at least
+        `1 / rps` apart."""
         if not self.interval:
             try:
                 with self._locked(host, os.O_RDONLY, fcntl.LOCK_SH) as fd:
                     paused_until = self._next_free(fd)
             except FileNotFoundError:
-                return
+                return time.monotonic()
             if (delay := paused_until - time.monotonic()) > 0:
                 time.sleep(delay)
-            return
+            return time.monotonic()
         with self._locked(host) as fd:
             next_free = self._next_free(fd)
             if (delay := next_free - time.monotonic()) > 0:
                 time.sleep(delay)
-            self._set_next_free(fd, max(next_free, time.monotonic() + self.interval))
+            granted = time.monotonic()
+            self._set_next_free(fd, max(next_free, granted + self.interval))
+            return granted
 
     def pause(self, host: str, seconds: float) -> None:
         """No request to `host` for `seconds` from now (a 429/503's Retry-After)."""
