@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import itertools
 import threading
 import time
 
@@ -24,7 +25,7 @@ def _most_in_window(times: list[float], seconds: float = 1.0) -> int:
 def test_pacer_spaces_requests_to_a_host_and_pauses_on_retry_after(tmp_path):
     pacer = HostPacer(rps=4, folder=tmp_path)
     grants = [pacer.wait("a.org") for _ in range(5)]
-    assert all(b - a >= pacer.interval for a, b in zip(grants, grants[1:], strict=False))
+    assert all(b - a >= pacer.interval for a, b in itertools.pairwise(grants))
     # Another host is not held back by a.org's pace: its grant comes before a.org's next free slot.
     assert pacer.wait("b.org") < grants[-1] + pacer.interval
     before_pause = time.monotonic()
@@ -64,7 +65,7 @@ def test_pacers_sharing_a_folder_share_the_pace(tmp_path):
         thread.join()
     grants.sort()
     assert len(grants) == 24
-    assert all(b - a >= pacers[0].interval for a, b in zip(grants, grants[1:], strict=False))
+    assert all(b - a >= pacers[0].interval for a, b in itertools.pairwise(grants))
     assert _most_in_window(grants) <= 10
 
 
