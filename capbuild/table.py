@@ -34,6 +34,10 @@ SCORE_FIELDS: dict[str, pa.DataType] = {
     "lang_score": pa.float32(),
     # The source-language `captions` of a translated row (capbuild.translate).
     "captions_orig": pa.list_(pa.string()),
+    # The image filters (capbuild.imagefilters): the image's 64-bit pHash (16 hex digits) and the
+    # image-text cosine under the score model.
+    "phash": pa.string(),
+    "clip_score": pa.float32(),
 }
 
 # Columns that only rejected rows carry: which filter dropped the row, and the value that failed.

@@ -17,8 +17,10 @@ OPEN_CLIP_CONFIG = {
 
 def save_tiny_siglip(folder: Path) -> Path:
     """A random-weight SiglipModel with its image processor and a WordPiece tokenizer."""
+    import torch
     from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
 
+    torch.manual_seed(0)
     save_tokenizer(folder)
     config = SiglipConfig(
         text_config={
@@ -45,8 +47,11 @@ def save_tiny_siglip(folder: Path) -> Path:
 
 def save_tiny_dual_encoder(folder: Path) -> Path:
     """A VisionTextDualEncoderModel over a tiny ViT and BERT, saved with its processor."""
+    import torch
+
     from capbuild.train.model import build_model
 
+    torch.manual_seed(0)
     towers = save_tiny_towers(folder.parent / f"{folder.name}-towers", hidden=32, layers=1)
     model, processor = build_model(str(towers[0]), str(towers[1]), projection_dim=16)
     model.save_pretrained(folder)
@@ -73,11 +78,16 @@ def save_tiny_open_clip(folder: Path) -> str:
     config_path = folder / f"{OPEN_CLIP_ARCH}.json"
     config_path.write_text(json.dumps(OPEN_CLIP_CONFIG))
     open_clip.add_model_config(config_path)
+    torch.manual_seed(0)
     model = open_clip.create_model(OPEN_CLIP_ARCH)
     weights = folder / "weights.pt"
     torch.save(model.state_dict(), weights)
     return f"open_clip:{OPEN_CLIP_ARCH}:{weights}"
 
 
-def save_clip(folder: Path) -> Path:
+def save_clip(folder: Path, seed: int = 0) -> Path:
+    """The tiny CLIPModel of tests/train/synthetic.py, its random weights drawn from `seed`."""
+    import torch
+
+    torch.manual_seed(seed)
     return save_tiny_clip(folder, projection_dim=16)

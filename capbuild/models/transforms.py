@@ -40,16 +40,22 @@ class ImageTransform:
 
     def from_uint8(self, pixels: torch.Tensor) -> torch.Tensor:
         """The tensor-side pipeline: uint8 (C, H, W) or (N, C, H, W) with 1, 3 or 4 channels."""
+        return self.normalise(self.resize_uint8(pixels))
+
+    def resize_uint8(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Geometry only: uint8 in, uint8 (3, *size) out (what loader workers send, 4x lighter than floats)."""
         if pixels.shape[-3] == 1:
             pixels = pixels.expand(*pixels.shape[:-3], 3, *pixels.shape[-2:])
         elif pixels.shape[-3] == 4:
             pixels = pixels[..., :3, :, :]
         mode = InterpolationMode(self.interpolation)
         if self.resize_mode == "squash":
-            pixels = TF.resize(pixels, list(self.size), interpolation=mode, antialias=True)
-        else:
-            pixels = TF.resize(pixels, [self.resize or min(self.size)], interpolation=mode, antialias=True)
-            pixels = TF.center_crop(pixels, list(self.size))
+            return TF.resize(pixels, list(self.size), interpolation=mode, antialias=True)
+        pixels = TF.resize(pixels, [self.resize or min(self.size)], interpolation=mode, antialias=True)
+        return TF.center_crop(pixels, list(self.size))
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels of the right size (on any device) -> normalised float32."""
         scaled = TF.to_dtype(pixels, torch.float32, scale=True)
         return TF.normalize(scaled, list(self.mean), list(self.std))
 
