@@ -118,6 +118,27 @@ def test_clip_score_drops_exactly_the_rows_below_the_threshold(out, clip, kind, 
     assert sum(record["clip_score"]["histogram"].values()) == 55
 
 
+def test_card_and_report_show_what_each_image_filter_dropped(out, clip):
+    from capbuild.cards.card import write_card
+    from capbuild.cards.html_report import render_html
+    from capbuild.cards.report import build_report
+
+    run_image_filters(out, ["phash=6", "clip_score=0.18"], clip, OPTIONS)
+    card = write_card(out).read_text()
+    section = card[card.index("## Image filters") : card.index("## Captions")]
+    assert "| `phash=6` | 10 |" in section and "CLIPModel:clip" in section and "```text" in section
+    report = build_report(out, per_group=50)
+    assert [view.spec for view in report.image_filters] == ["phash=6", "clip_score=0.18"]
+    phash, clip_score = report.image_filters
+    assert len(phash.dropped) == 10 and all(s.thumbnail for s in phash.dropped)
+    assert {s.key for s in phash.kept} == {s.reason.split()[0] for s in phash.dropped}
+    lowest = [s.scores["clip_score"] for s in clip_score.kept]
+    assert lowest == sorted(lowest) and min(lowest) >= 0.18 > max(s.scores["clip_score"] for s in clip_score.dropped)
+    assert "phash=6" not in report.dropped  # text filters' section shows text filters only
+    html = render_html(report)
+    assert html.count('class="image-filter"') == 2
+
+
 def test_clip_top_keeps_the_best_half_of_each_split(out, clip):
     manifest = run_image_filters(out, ["clip_top=0.5"], clip, OPTIONS)
     keys, images, texts = saved_embeddings(out)

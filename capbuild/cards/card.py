@@ -41,6 +41,8 @@ def write_card(out: Path) -> Path:
 
 def make_card(facts: BuildFacts) -> DatasetCard:
     """The dataset card of one build."""
+    from capbuild.cards.image_filters import image_filters_section
+
     body = "\n\n".join(
         section
         for section in (
@@ -50,6 +52,7 @@ def make_card(facts: BuildFacts) -> DatasetCard:
             _filters_section(facts),
             _translation_section(facts),
             _images_section(facts),
+            image_filters_section(facts),
             _caption_section(facts),
             _loading_section(facts),
             licences_section(facts.sources),
