@@ -3,7 +3,7 @@ the approximate (IVF) index, time and peak memory, and the IVF index's recall@1 
 
 Every variant runs the same greedy pass (each vector against the kept earlier ones, kept in order),
 streaming the shards, in a fresh subprocess whose peak RSS is reported. 1 % of the vectors are
-planted near-copies of earlier ones, so the pass has something to drop.
+planted near-copies of earlier ones (in the same shard), so the pass has something to drop.
 
     .venv/bin/python benchmarks/imagefilter_neardup.py --vectors 50000 --variants exact numpy ivf
 """
@@ -30,15 +30,9 @@ def write_shards(folder: Path, count: int) -> None:
     rng = np.random.default_rng(0)
     for start in range(0, count, SHARD):
         block = rng.standard_normal((min(SHARD, count - start), DIM)).astype(np.float32)
-        for row in range(0, len(block), 100):  # a near-copy of an earlier vector every 100
-            if start + row > 0:
-                source = rng.integers(0, start + row)
-                base = (
-                    block[source - start]
-                    if source >= start
-                    else np.load(folder / f"{source // SHARD:05d}.npy")[source % SHARD].astype(np.float32)
-                )
-                block[row] = base + 0.1 * rng.standard_normal(DIM) / np.sqrt(DIM) * np.linalg.norm(base)
+        for row in range(100, len(block), 100):  # a near-copy of an earlier vector (same shard) every 100
+            base = block[rng.integers(0, row)]
+            block[row] = base + 0.1 * rng.standard_normal(DIM) / np.sqrt(DIM) * np.linalg.norm(base)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
         np.save(folder / f"{start // SHARD:05d}.npy", block.astype(np.float16))
 
@@ -66,16 +60,17 @@ def run_faiss(folder: Path, count: int, approximate: bool) -> dict:
         dropped += sum(v is not None for v in verdicts)
         offset += len(block)
     result = {"seconds": time.perf_counter() - started, "dropped": dropped, **dedup.index.describe()}
-    if approximate:
+    if approximate:  # recall@1 on 1,000 sampled queries, the kept vectors streamed again per shard
         kept = np.array(dedup.kept)
-        everything = np.concatenate(list(shards(folder)))  # float16, for the sample queries only
-        queries = everything[:: max(1, count // 1000)][:1000].astype(np.float32)
+        step = max(1, count // 1000)
+        queries = np.concatenate([s[(-i * SHARD) % step :: step] for i, s in enumerate(shards(folder))])[:1000]
 
         def kept_blocks():
-            for start in range(0, len(kept), SHARD):
-                yield everything[kept[start : start + SHARD]]
+            for number, shard in enumerate(shards(folder)):
+                rows = kept[(kept >= number * SHARD) & (kept < (number + 1) * SHARD)] - number * SHARD
+                yield shard[rows]
 
-        result.update(measure_recall(dedup, kept_blocks, queries))
+        result.update(measure_recall(dedup, kept_blocks, queries.astype(np.float32)))
     return result
 
 
@@ -122,9 +117,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         write_shards(Path(tmp), args.vectors)
-        print(
-            f"{args.vectors:,} vectors x {DIM} (float16 on disk: {args.vectors * DIM * 2 / 2**20:.0f} MiB), cos >= {COSINE}"
-        )
+        size = args.vectors * DIM * 2 / 2**20
+        print(f"{args.vectors:,} vectors x {DIM} (float16 on disk: {size:.0f} MiB), cos >= {COSINE}")
         print("| variant | seconds | dropped | peak RSS (MiB) | index | recall@1 |\n|---|---:|---:|---:|---|---:|")
         for variant in args.variants:
             command = [sys.executable, __file__, "--vectors", str(args.vectors), "--child", variant, tmp]
@@ -132,9 +126,8 @@ def main() -> None:
                 subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
             )
             recall = result.get("recall_at_1", "")
-            print(
-                f"| {variant} | {result['seconds']:.1f} | {result['dropped']:,} | {result['peak_rss_mib']:.0f} | {result.get('index', 'numpy')} | {recall} |"
-            )
+            cells = [variant, f"{result['seconds']:.1f}", f"{result['dropped']:,}", f"{result['peak_rss_mib']:.0f}"]
+            print("| " + " | ".join([*cells, result.get("index", "numpy"), str(recall)]) + " |")
 
 
 if __name__ == "__main__":
