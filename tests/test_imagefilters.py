@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("faiss", reason="the image filters need faiss-cpu: pip install 'capbuild[imagefilters]'")
 pytest.importorskip("torch", reason="the image filters need the `train` extra: pip install 'capbuild[train]'")
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import webdataset as wds
 
@@ -137,6 +138,34 @@ def test_card_and_report_show_what_each_image_filter_dropped(out, clip):
     assert "phash=6" not in report.dropped  # text filters' section shows text filters only
     html = render_html(report)
     assert html.count('class="image-filter"') == 2
+
+
+def test_caption_orig_is_scored_and_rows_without_one_fall_back(out, clip):
+    """Translated rows score their English source; rows with no caption_orig score their caption."""
+    from capbuild.images.shards import read_samples, write_samples
+
+    without = set()
+    for tar in sorted((out / "shards").glob("*.tar")):
+        samples_ = []
+        for number, (key, fields) in enumerate(read_samples(tar)):
+            meta = json.loads(fields["json"])
+            meta["caption_orig"] = None if number % 4 == 0 else f"an English caption of {meta['caption']}"
+            if number % 4 == 0:
+                without.add(key)
+            samples_.append((key, {**fields, "json": json.dumps(meta).encode()}))
+        write_samples(samples_, tar)
+    manifest = run_image_filters(out, ["clip_score=-1:caption_orig"], clip, OPTIONS)
+    assert manifest["counts"]["image_filters"][-1]["clip_score"]["fallback_to_caption"] == len(without)
+    table = pa.concat_tables(pq.read_table(p) for p in sorted((out / "embeddings").glob("*.parquet")))
+    images, texts = (matrix(table[c])[0].astype(np.float32) for c in ("image_embedding", "text_embedding"))
+    origs, has_orig = matrix(table["text_orig_embedding"])
+    keys = table["key"].to_pylist()
+    assert {k for k, h in zip(keys, has_orig, strict=True) if not h} == without
+    assert not np.allclose(origs[has_orig].astype(np.float32), texts[has_orig])
+    scored = np.where(has_orig[:, None], origs.astype(np.float32), texts)
+    expected = dict(zip(keys, np.einsum("ij,ij->i", images, scored), strict=True))
+    kept = samples(out / "shards")
+    assert len(kept) == 55 and all(abs(m["clip_score"] - expected[k]) < 1e-5 for k, m in kept.items())
 
 
 def test_clip_top_keeps_the_best_half_of_each_split(out, clip):
