@@ -159,4 +159,18 @@ def test_bad_specs_fail_clearly(specs, tmp_path):
         with pytest.raises(ConfigError, match="ARCH:WEIGHTS_FILE"):
             load_dual_encoder("open_clip:ViT-B-32")
         with pytest.raises(ConfigError, match="no architecture"):
-            load_dual_encoder("open_clip:no-such-arch:/tmp/x.pt")
+            load_dual_encoder(f"open_clip:no-such-arch:{specs['open_clip'].split(':', 2)[2]}")
+
+
+def test_check_dual_encoder_fails_before_loading(specs, tmp_path):
+    from capbuild.models.dual_encoder import check_dual_encoder
+
+    for kind in specs:
+        check_dual_encoder(specs[kind])
+    with pytest.raises(InputError, match="not a folder"):
+        check_dual_encoder(str(tmp_path / "nowhere"))
+    if "open_clip" in specs:
+        with pytest.raises(InputError, match="not found"):
+            check_dual_encoder(f"open_clip:ViT-B-32:{tmp_path / 'missing.bin'}")
+        with pytest.raises(ConfigError, match="ARCH:WEIGHTS_FILE"):
+            check_dual_encoder("open_clip:ViT-B-32")

@@ -45,7 +45,11 @@ class ImageFilterOptions:
     )
     device: str | None = field(
         default=None,
-        metadata=opt("Score-model device: cpu, cuda, cuda:N (default: every GPU, else CPU).", operational=True),
+        metadata=opt(
+            "Score-model device: cpu, cuda, cuda:N (default: every GPU, else CPU).",
+            flag="--score-device",
+            operational=True,
+        ),
     )
     embedding_dtype: str = field(
         default="float16", metadata=opt("float16 or float32 for the saved embeddings/.", flag="--embedding-dtype")

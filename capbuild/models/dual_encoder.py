@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from capbuild.errors import ConfigError, InputError
+from capbuild.errors import ConfigError, InputError, MissingExtraError
 from capbuild.models.transforms import ImageTransform
 from capbuild.train.config import CONFIG_NAME as RUN_CONFIG
 
@@ -76,22 +76,44 @@ class DualEncoder(ABC):
 
 def load_dual_encoder(spec: str, device: str | None = None) -> DualEncoder:
     """The encoder a spec names (see the module docstring); `device` defaults to the first GPU, else CPU."""
+    check_dual_encoder(spec)
     target, dtype = inference_device(device)
     if spec.startswith(OPEN_CLIP_PREFIX):
         from capbuild.models.openclip import load_open_clip
 
         return load_open_clip(spec[len(OPEN_CLIP_PREFIX) :], target, dtype)
     folder = Path(spec).expanduser()
-    if not folder.is_dir():
-        raise InputError(
-            f"score model {spec!r} is not a folder: give a `capbuild train` run, a local Hugging Face "
-            f"CLIP-like folder (CLIPModel, SiglipModel, VisionTextDualEncoderModel) or open_clip:ARCH:WEIGHTS"
-        )
     from capbuild.models.hf import load_hf, load_run
 
     if (folder / RUN_CONFIG).is_file():
         return load_run(folder, target, dtype)
     return load_hf(folder, target, dtype)
+
+
+def check_dual_encoder(spec: str) -> None:
+    """Fail now, without loading anything, when a spec cannot name a model: a missing folder or
+    weights file, a folder without config.json, or open_clip not installed."""
+    if spec.startswith(OPEN_CLIP_PREFIX):
+        import importlib.util
+
+        if importlib.util.find_spec("open_clip") is None:
+            raise MissingExtraError("open_clip_torch", "openclip", "an open_clip:... score model")
+        arch, _, weights = spec[len(OPEN_CLIP_PREFIX) :].partition(":")
+        if not arch or not weights:
+            raise ConfigError(f"{spec}: give the architecture and its weights, open_clip:ARCH:WEIGHTS_FILE")
+        if ("/" in weights or weights.startswith((".", "~"))) and not Path(weights).expanduser().is_file():
+            raise InputError(f"open_clip weights {weights} not found")
+        return
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        raise InputError(
+            f"score model {spec!r} is not a folder: give a `capbuild train` run, a local Hugging Face "
+            "CLIP-like folder or open_clip:ARCH:WEIGHTS"
+        )
+    if (folder / RUN_CONFIG).is_file() and not (folder / "config.json").is_file():
+        raise InputError(f"{folder} is a `capbuild train` run that has not saved its model yet (no config.json)")
+    if not (folder / "config.json").is_file():
+        raise InputError(f"{folder} has no config.json: save the model and its processor with save_pretrained")
 
 
 def inference_device(device: str | None) -> tuple[torch.device, torch.dtype]:
