@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from capbuild.atomic import atomic_path
+from capbuild.imagefilters.specs import IMAGE_SCORES
 from capbuild.images.shards import Sample, read_samples, write_samples
-from capbuild.table import SCORE_FIELDS, caption_schema, conform, part_files, rejected_schema
-
-SCORE_COLUMNS = ("phash", "clip_score")
+from capbuild.table import caption_schema, conform, part_files, rejected_schema, score_fields
 
 
 def touch(marker: Path) -> None:
@@ -89,15 +89,15 @@ def update_captions(out: Path, work: Path, decisions: pa.Table, run: int) -> int
             continue
         table = pq.read_table(part)
         found = pc.index_in(table["key"], decisions["key"])
-        for column in SCORE_COLUMNS:
+        for column, dtype in IMAGE_SCORES.items():
             new = decisions[column].take(found)
             if column in table.column_names:
-                new = pc.coalesce(new, table[column].cast(SCORE_FIELDS[column]))
+                new = pc.coalesce(new, table[column].cast(dtype))
                 table = table.drop_columns([column])
-            table = table.append_column(column, new.cast(SCORE_FIELDS[column]))
+            table = table.append_column(column, new.cast(dtype))
         filters, values = decisions["filter"].take(found), decisions["filter_value"].take(found)
         dropped = pc.fill_null(pc.is_valid(filters), False)
-        scores = [c for c in table.column_names if c in SCORE_FIELDS]
+        scores = score_fields(table.schema)
         rejected_path = out / "rejected" / f"part-imagefilters-{run:02d}-{part.stem.rpartition('-')[2]}.parquet"
         if not rejected_path.exists() and pc.any(dropped).as_py():
             rows = table.filter(dropped).append_column("filter", filters.filter(dropped))
@@ -110,7 +110,5 @@ def update_captions(out: Path, work: Path, decisions: pa.Table, run: int) -> int
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)

@@ -29,6 +29,7 @@ from rich.text import Text
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from torchvision.transforms.v2 import functional as TF
 
+from capbuild.atomic import atomic_path
 from capbuild.imagefilters.hashing import phash_hex
 from capbuild.images.shards import stream_samples
 from capbuild.models.dual_encoder import DualEncoder
@@ -258,9 +259,8 @@ def _write_shard(
             columns[ORIG_COLUMN] = vectors(orig, valid & np.array([o is not None for o in origs], bool), dtype)
         metadata.update(model=encoder.name, fingerprint=encoder.fingerprint)
     table = pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return int((~decoded).sum())
 
 

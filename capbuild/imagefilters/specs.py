@@ -6,9 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from capbuild.errors import ConfigError
 
 TEXT_COLUMNS = ("caption", "caption_orig")
+# The score columns the image filters add to the caption table (and every sample's KEY.json).
+IMAGE_SCORES = {"phash": pa.string(), "clip_score": pa.float32()}
 DEFAULT_DECONTAMINATE_DISTANCE = 6
 SPEC_HELP = (
     "clip_score=MIN[:caption|caption_orig], clip_top=FRACTION[:caption|caption_orig], near_dup=COS, "

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from capbuild.atomic import atomic_path, write_text_atomic
 from capbuild.errors import ConfigError, InputError
 from capbuild.imagefilters.specs import ClipScore, ClipTop, DecontaminateImages, parse_image_filters
 from capbuild.manifest import load_manifest, save_manifest
@@ -135,9 +136,8 @@ def _decide(out, work, shards, splits, filters, encoders, options, decisions_pat
     report = {**decisions.report, "embedding_pass": embed_report}
     table = decisions_table(samples, decisions)
     table = table.replace_schema_metadata({b"report": json.dumps(report).encode()})
-    tmp = decisions_path.with_name(decisions_path.name + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(decisions_path)
+    with atomic_path(decisions_path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def eval_build_hashes(eval_out: Path, work: Path, options: Any) -> tuple[list[str], list[str]]:
@@ -209,6 +209,4 @@ def _sizes(out: Path) -> dict[str, int]:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")

@@ -4,7 +4,7 @@ in the seeds' layout, written to eval.json."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +15,13 @@ from rich.console import Console
 from rich.table import Table
 from torchvision.datasets import ImageFolder
 
+from capbuild.errors import ConfigError
+from capbuild.train.config import EvalRequest
 from capbuild.train.data import count_samples, eval_batches, expand_shards, image_transform
 from capbuild.train.metrics import ranking_metrics, topk_accuracy
 from capbuild.train.model import image_embeddings, image_geometry, load_run, text_embeddings
 
 DEFAULT_TEMPLATES = ("{}",)
-
-
-@dataclass
-class EvalRequest:
-    """What to evaluate: retrieval on `data` shards, zero-shot on `images` (or on labelled `data`)."""
-
-    model: Path
-    data: list[str] = field(default_factory=list)
-    classes: Path | None = None
-    templates: Path | None = None
-    images: Path | None = None
-    batch_size: int = 128
-    workers: int = 2
-    max_length: int = 77
 
 
 @dataclass
@@ -80,7 +68,7 @@ def embed_shards(encoder: Encoder, urls: list[str], workers: int) -> ShardEmbedd
         captions.extend(batch["captions"])
         labels.extend(batch["label"])
     if not images:
-        raise ValueError(f"no sample with an image and a caption in {len(urls)} shard(s)")
+        raise ConfigError(f"no sample with an image and a caption in {len(urls)} shard(s)")
     return ShardEmbeddings(torch.cat(images), captions, labels)
 
 
@@ -125,25 +113,25 @@ def folder_embeddings(encoder: Encoder, folder: Path, workers: int) -> tuple[tor
 
 def zero_shot(encoder: Encoder, request: EvalRequest, shards: ShardEmbeddings | None) -> dict[str, Any]:
     if request.classes is None:
-        raise ValueError("zero-shot needs --classes (one class name per line, in the target language)")
+        raise ConfigError("zero-shot needs --classes (one class name per line, in the target language)")
     classes = read_lines(request.classes)
     templates = read_lines(request.templates) if request.templates else list(DEFAULT_TEMPLATES)
     if request.images is not None:
         images, labels, folders = folder_embeddings(encoder, request.images, request.workers)
         if len(folders) != len(classes):
-            raise ValueError(
+            raise ConfigError(
                 f"{request.images} has {len(folders)} class folders but {request.classes} names {len(classes)}"
             )
     elif shards is not None:
         if any(label is None for label in shards.labels):
-            raise ValueError(
+            raise ConfigError(
                 "zero-shot on shards needs a 'label' in every KEY.json (or KEY.cls); or give --images FOLDER"
             )
         images, labels = shards.images, np.asarray([int(label) for label in shards.labels])
     else:
-        raise ValueError("zero-shot needs --images FOLDER or labelled --data shards")
+        raise ConfigError("zero-shot needs --images FOLDER or labelled --data shards")
     if labels.max() >= len(classes):
-        raise ValueError(f"label {labels.max()} but only {len(classes)} classes in {request.classes}")
+        raise ConfigError(f"label {labels.max()} but only {len(classes)} classes in {request.classes}")
     scores = (images @ class_embeddings(encoder, classes, templates).T).numpy()
     return {
         "classes": len(classes),
@@ -156,7 +144,7 @@ def zero_shot(encoder: Encoder, request: EvalRequest, shards: ShardEmbeddings | 
 def evaluate(request: EvalRequest) -> dict[str, Any]:
     """Every evaluation the request names; the result is what eval.json holds."""
     if not request.data and request.images is None:
-        raise ValueError(
+        raise ConfigError(
             "nothing to evaluate: give --data shards (retrieval) and/or --images with --classes (zero-shot)"
         )
     encoder = Encoder(request.model, request.batch_size, request.max_length)
