@@ -5,6 +5,6 @@ CLIP score, top fraction, near-duplicate, perceptual-hash and image-decontaminat
 """
 
 from capbuild.imagefilters.specs import ImageFilterSpec, parse_image_filters
-from capbuild.imagefilters.stage import ImageFilterOptions, run_image_filters
+from capbuild.imagefilters.stage import ImageFilterOptions, ImageFilterRequest, run_image_filters
 
-__all__ = ["ImageFilterOptions", "ImageFilterSpec", "parse_image_filters", "run_image_filters"]
+__all__ = ["ImageFilterOptions", "ImageFilterRequest", "ImageFilterSpec", "parse_image_filters", "run_image_filters"]

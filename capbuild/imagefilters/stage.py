@@ -63,6 +63,36 @@ class ImageFilterOptions:
             raise ConfigError("--score-batch-size must be positive and --score-workers not negative")
 
 
+@dataclass(frozen=True)
+class ImageFilterRequest:
+    """The image filters a build runs after its image stage: specs in order, the score model, options."""
+
+    specs: tuple[str, ...]
+    score_model: str | None = None
+    options: ImageFilterOptions = field(default_factory=ImageFilterOptions)
+
+    def config(self) -> dict[str, Any]:
+        """The output-deciding part, for the build's fingerprint."""
+        return {
+            "filters": [f.describe() for f in parse_image_filters(list(self.specs))],
+            "score_model": self.score_model,
+            "embedding_dtype": self.options.embedding_dtype,
+        }
+
+    def check(self) -> None:
+        """Fail before anything is written: bad specs, a missing score model, open_clip not installed."""
+        filters = parse_image_filters(list(self.specs))
+        if any(f.needs_model for f in filters) and not self.score_model:
+            raise ConfigError(f"{', '.join(f.describe() for f in filters if f.needs_model)} need(s) --score-model")
+        if self.score_model:
+            from capbuild.models.dual_encoder import check_dual_encoder
+
+            check_dual_encoder(self.score_model)
+
+    def run(self, out: Path) -> dict[str, Any]:
+        return run_image_filters(out, list(self.specs), self.score_model, self.options)
+
+
 def run_image_filters(
     out: Path, specs: list[str], score_model: str | None = None, options: ImageFilterOptions | None = None
 ) -> dict[str, Any]:
