@@ -13,6 +13,7 @@ from capbuild.cards.card import md_table
 from capbuild.cards.facts import BuildFacts, read_columns
 from capbuild.cards.report import Sample, thumbnail
 from capbuild.images.shards import stream_samples
+from capbuild.layout import BuildLayout
 
 BAR_WIDTH = 40
 CLIP_FILTERS = ("clip_score", "clip_top")
@@ -99,7 +100,7 @@ def image_filter_views(
     if not figures:
         return []
     dropped: dict[str, list[Sample]] = {spec: [] for spec in figures}
-    for tar in sorted((facts.out / "rejected" / "images").glob("*.tar")):
+    for tar in sorted((BuildLayout(facts.out).rejected_images).glob("*.tar")):
         for key, fields in stream_samples(tar):
             meta = json.loads(fields.get("json", b"{}"))
             if meta.get("filter") in dropped:
@@ -115,23 +116,24 @@ def image_filter_views(
         elif name in ("near_dup", "phash"):
             view.kept_title = "the images they duplicate (kept by this filter)"
             wanted = {s.reason.split(" ")[0] for s in chosen if s.reason}
-            folders = [facts.out / "shards", facts.out / "rejected" / "images"]  # a later filter may drop it
+            paths = BuildLayout(facts.out)
+            folders = [paths.shards, paths.rejected_images]  # a later filter may have dropped the original
             view.kept = list(samples_by_key(folders, wanted, thumbnails).values())
         views.append(view)
     if thumbnails:  # thumbnails of the chosen dropped ones only
         for view in views:
-            found = samples_by_key([facts.out / "rejected" / "images"], {s.key for s in view.dropped}, True)
+            found = samples_by_key([BuildLayout(facts.out).rejected_images], {s.key for s in view.dropped}, True)
             view.dropped = [found.get(s.key, s) for s in view.dropped]
     return views
 
 
 def _lowest_kept(facts: BuildFacts, count: int, thumbnails: bool) -> list[Sample]:
-    table = read_columns(facts.out / "captions", ("key", "clip_score"))
+    table = read_columns(BuildLayout(facts.out).captions, ("key", "clip_score"))
     if "clip_score" not in table.column_names:
         return []
     rows = [r for r in table.to_pylist() if r["clip_score"] is not None]
     lowest = {r["key"] for r in sorted(rows, key=lambda r: (r["clip_score"], r["key"]))[:count]}
-    found = samples_by_key([facts.out / "shards"], lowest, thumbnails)
+    found = samples_by_key([BuildLayout(facts.out).shards], lowest, thumbnails)
     return sorted(found.values(), key=lambda s: s.scores.get("clip_score", 0))
 
 

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from capbuild.atomic import atomic_path
 from capbuild.imagefilters.specs import IMAGE_SCORES
 from capbuild.images.shards import Sample, read_samples, write_samples
+from capbuild.layout import BuildLayout
 from capbuild.table import caption_schema, conform, part_files, rejected_schema, score_fields
 
 
@@ -79,11 +80,10 @@ def with_scores(fields: dict[str, bytes], row: dict[str, Any]) -> dict[str, byte
     return {**fields, "json": json.dumps(meta, ensure_ascii=False).encode()}
 
 
-def update_captions(out: Path, work: Path, decisions: pa.Table, run: int) -> int:
-    """Add the score columns to every caption part and move its dropped rows to rejected/;
-    returns the rows moved."""
-    moved = 0
-    for part in part_files(out / "captions"):
+def update_captions(out: Path, work: Path, decisions: pa.Table, run: int) -> None:
+    """Add the score columns to every caption part and move its dropped rows to rejected/."""
+    paths = BuildLayout(out)
+    for part in part_files(paths.captions):
         marker = work / "captions" / part.name
         if marker.exists():
             continue
@@ -98,15 +98,13 @@ def update_captions(out: Path, work: Path, decisions: pa.Table, run: int) -> int
         filters, values = decisions["filter"].take(found), decisions["filter_value"].take(found)
         dropped = pc.fill_null(pc.is_valid(filters), False)
         scores = score_fields(table.schema)
-        rejected_path = out / "rejected" / f"part-imagefilters-{run:02d}-{part.stem.rpartition('-')[2]}.parquet"
+        rejected_path = paths.rejected / f"part-imagefilters-{run:02d}-{part.stem.rpartition('-')[2]}.parquet"
         if not rejected_path.exists() and pc.any(dropped).as_py():
             rows = table.filter(dropped).append_column("filter", filters.filter(dropped))
             rows = rows.append_column("filter_value", values.filter(dropped))
             _write_atomic(conform(rows, rejected_schema(scores)), rejected_path)
-        moved += int(pc.sum(dropped).as_py() or 0)
         _write_atomic(conform(table.filter(pc.invert(dropped)), caption_schema(scores)), part)
         touch(marker)
-    return moved
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:

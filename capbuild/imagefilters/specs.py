@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from capbuild.errors import ConfigError
+from capbuild.layout import BuildLayout
 
 TEXT_COLUMNS = ("caption", "caption_orig")
 # The score columns the image filters add to the caption table (and every sample's KEY.json).
@@ -140,7 +141,7 @@ def parse_image_filter(spec: str) -> ImageFilterSpec:
         folder, _, distance = arg.rpartition(":")
         if not folder or not distance.isdigit():
             folder, distance = arg, str(DEFAULT_DECONTAMINATE_DISTANCE)
-        if not (Path(folder) / "shards").is_dir():
+        if not BuildLayout(Path(folder)).shards.is_dir():
             raise ConfigError(f"--image-filter {spec!r}: {folder} is not a capbuild build with shards/")
         return DecontaminateImages(name, folder, _distance(spec, distance))
     raise ConfigError(f"--image-filter {spec!r}: unknown image filter {name!r}; known: {SPEC_HELP}")

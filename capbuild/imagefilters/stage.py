@@ -24,12 +24,11 @@ import pyarrow.parquet as pq
 from capbuild.atomic import atomic_path, write_text_atomic
 from capbuild.errors import ConfigError, InputError
 from capbuild.imagefilters.specs import ClipScore, ClipTop, DecontaminateImages, parse_image_filters
+from capbuild.layout import BuildLayout
 from capbuild.manifest import load_manifest, save_manifest
 from capbuild.options import opt
 
-WORK = Path(".work") / "imagefilters"
-EMBEDDINGS = "embeddings"
-SIZES_NAME = "sizes.json"
+WORK_NAME = "imagefilters"  # under the build's work folder
 STAGE = "image_filters"
 
 
@@ -113,7 +112,8 @@ def run_image_filters(
         "score_model": {"name": encoders[0].name, "fingerprint": encoders[0].fingerprint} if encoders else None,
         "embedding_dtype": options.embedding_dtype,
     }
-    work = out / WORK
+    paths = BuildLayout(out)
+    work = paths.work / WORK_NAME
     run = _open_run(out, work, manifest, config)
     if run is None:
         return manifest
@@ -130,10 +130,10 @@ def run_image_filters(
     for shard in shards:
         rows = decisions.filter(pc.equal(decisions["shard"], shard.name)).to_pylist()
         if not (work / "applied" / shard.name).exists():
-            apply_shard(shard, out / "rejected" / "images", work, {row["key"]: row for row in rows})
+            apply_shard(shard, paths.rejected_images, work, {row["key"]: row for row in rows})
         sizes[shard.name] = sum(1 for row in rows if not row["filter"])
     update_captions(out, work, decisions, run)
-    _write_json(out / "shards" / SIZES_NAME, {**_sizes(out), **sizes})
+    _write_json(paths.sizes, {**_sizes(paths.sizes), **sizes})
     record = {"run": run, **config, **report, "seconds": round(time.monotonic() - started, 2)}
     manifest.setdefault("counts", {}).setdefault(STAGE, [])
     manifest["counts"][STAGE] = [r for r in manifest["counts"][STAGE] if r.get("run") != run] + [record]
@@ -154,15 +154,16 @@ def _decide(out, work, shards, splits, filters, encoders, options, decisions_pat
     if encoders:
         scored = "caption_orig" if needs_orig else "caption"
     pass_options = PassOptions(options.batch_size, options.workers, options.embedding_dtype)
-    embed_report = embed_shards(shards, out / EMBEDDINGS, encoders, needs_orig, pass_options)
+    embeddings = BuildLayout(out).embeddings
+    embed_report = embed_shards(shards, embeddings, encoders, needs_orig, pass_options)
     eval_hashes = {
         f.eval_out: eval_build_hashes(Path(f.eval_out), work, pass_options)
         for f in filters
         if isinstance(f, DecontaminateImages)
     }
     keys = [shard_keys(shard) for shard in shards]
-    samples = load_samples(shards, splits, keys, out / EMBEDDINGS, scored)
-    decisions = decide(samples, filters, out / EMBEDDINGS, eval_hashes)
+    samples = load_samples(shards, splits, keys, embeddings, scored)
+    decisions = decide(samples, filters, embeddings, eval_hashes)
     report = {**decisions.report, "embedding_pass": embed_report}
     table = decisions_table(samples, decisions)
     table = table.replace_schema_metadata({b"report": json.dumps(report).encode()})
@@ -175,10 +176,10 @@ def eval_build_hashes(eval_out: Path, work: Path, options: Any) -> tuple[list[st
     its own image filters saved them, else hashed here (into the work folder, never into that build)."""
     from capbuild.imagefilters.embed import embed_shards, embedding_path, read_embeddings, reusable, shard_keys
 
-    shards = sorted((eval_out / "shards").glob("*.tar"))
+    shards = sorted(BuildLayout(eval_out).shards.glob("*.tar"))
     if not shards:
         raise InputError(f"decontaminate_images: {eval_out}/shards holds no .tar shard")
-    folder = eval_out / EMBEDDINGS
+    folder = BuildLayout(eval_out).embeddings
     keys = [shard_keys(shard) for shard in shards]
     if not all(reusable(embedding_path(folder, s), k, None, False) for s, k in zip(shards, keys, strict=True)):
         folder = work / "eval" / hashlib.sha256(str(eval_out.resolve()).encode()).hexdigest()[:12]
@@ -228,13 +229,12 @@ def shard_order(out: Path, manifest: dict[str, Any]) -> tuple[list[Path], list[s
     split_map = manifest.get("counts", {}).get("images", {}).get("splits") or {}
     names = [(name, split) for split, tars in split_map.items() for name in tars]
     if not names:
-        names = [(p.name, "train") for p in sorted((out / "shards").glob("*.tar"))]
-    shards = [out / "shards" / name for name, _ in names]
+        names = [(p.name, "train") for p in sorted(BuildLayout(out).shards.glob("*.tar"))]
+    shards = [BuildLayout(out).shards / name for name, _ in names]
     return shards, [split for _, split in names]
 
 
-def _sizes(out: Path) -> dict[str, int]:
-    path = out / "shards" / SIZES_NAME
+def _sizes(path: Path) -> dict[str, int]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
