@@ -1,7 +1,7 @@
 """Runs a build's stages into the build folder, with resume and the manifest.
 
     builder -> text stage (the plan: clean, unique_key, --filter, translate, --post-filter) -> captions/ + rejected/
-            -> images (img2dataset) -> shards/ -> card (README.md)
+            -> images (img2dataset) -> shards/ -> image filters (--image-filter) -> card (README.md)
 
 Each stage is recorded as done in manifest.json only when its output is complete, so a killed
 build re-run with the same command skips finished stages (and img2dataset skips finished shards).
@@ -18,7 +18,8 @@ from typing import Any
 from capbuild import __version__
 from capbuild.builders.base import Builder
 from capbuild.cards.card import write_card
-from capbuild.errors import BuildConflictError
+from capbuild.errors import BuildConflictError, ConfigError
+from capbuild.imagefilters.stage import ImageFilterRequest
 from capbuild.images.stage import ImageOptions, run_image_stage
 from capbuild.layout import BuildLayout
 from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest
@@ -41,6 +42,7 @@ class BuildRequest:
     images: ImageOptions | None = field(default_factory=ImageOptions)
     overwrite: bool = False
     executor: ExecutorOptions = field(default_factory=ExecutorOptions)
+    image_filters: ImageFilterRequest | None = None
 
     def __post_init__(self) -> None:
         if self.plan is None:
@@ -49,12 +51,15 @@ class BuildRequest:
     def config(self) -> dict[str, Any]:
         """The build's output-deciding configuration (its fingerprint is computed from this)."""
         assert self.plan is not None
-        return {
+        config = {
             "source": self.builder.info.name,
             "builder": self.builder.config(),
             "plan": self.plan.config(),
             "images": self.images.output_config() if self.images else None,
         }
+        if self.image_filters is not None:  # absent otherwise, so builds without them keep their fingerprint
+            config["image_filters"] = self.image_filters.config()
+        return config
 
 
 def preflight(request: BuildRequest) -> None:
@@ -64,6 +69,10 @@ def preflight(request: BuildRequest) -> None:
     assert request.plan is not None
     for step in request.plan.steps:
         step.check()
+    if request.image_filters is not None:
+        if request.images is None:
+            raise ConfigError("--image-filter judges the images: it needs the image stage (drop --no-images)")
+        request.image_filters.check()
 
 
 def operational_options(request: BuildRequest) -> dict[str, Any]:
@@ -100,6 +109,8 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
         started = time.monotonic()
         manifest["counts"]["images"] = run_image_stage(paths.captions, out, work / "images", request.images)
         _finish_stage(out, manifest, "images", started)
+    if request.images is not None and request.image_filters is not None:
+        manifest = request.image_filters.run(out)  # resumes, or does nothing when already done
     shutil.rmtree(work, ignore_errors=True)
     write_card(out)
     return manifest

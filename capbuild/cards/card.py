@@ -48,6 +48,8 @@ def make_card(facts: BuildFacts, root: Path | None = None) -> DatasetCard:
     """The dataset card of one build. Local paths in the recorded configuration appear relative to
     `root` (when under it) or as file names: a card never names the build machine's folders."""
     facts = dataclasses.replace(facts, manifest=public_manifest(facts.manifest, root))
+    from capbuild.cards.image_filters import image_filters_section
+
     body = "\n\n".join(
         section
         for section in (
@@ -57,6 +59,7 @@ def make_card(facts: BuildFacts, root: Path | None = None) -> DatasetCard:
             _filters_section(facts),
             _translation_section(facts),
             _images_section(facts),
+            image_filters_section(facts),
             _caption_section(facts),
             _loading_section(facts),
             licences_section(facts.sources),

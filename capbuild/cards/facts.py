@@ -85,8 +85,13 @@ class BuildFacts:
 
     @property
     def score_names(self) -> list[str]:
-        """The score columns the build's steps added."""
-        return list(dict.fromkeys(name for step in plan_steps(self.manifest) for name in step.get("scores", {})))
+        """The score columns the build's steps (and image filters, when they ran) added."""
+        from capbuild.imagefilters.specs import IMAGE_SCORES
+
+        names = [name for step in plan_steps(self.manifest) for name in step.get("scores", {})]
+        if self.manifest.get("counts", {}).get("image_filters"):
+            names += list(IMAGE_SCORES)
+        return list(dict.fromkeys(names))
 
     @property
     def sources(self) -> dict[str, dict[str, Any]]:

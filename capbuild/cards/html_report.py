@@ -61,7 +61,9 @@ def render_html(report: Report) -> str:
             _grid(samples) if samples else "<p>Dropped nothing.</p>",
             "</section>",
         ]
-    parts.append('</section><section id="failures"><h2>Images that could not be fetched</h2>')
+    parts.append("</section>")
+    parts += _image_filter_sections(report)
+    parts.append('<section id="failures"><h2>Images that could not be fetched</h2>')
     if not report.failed:
         parts.append("<p>None.</p>" if facts.has_shards else "<p>This build has no image stage.</p>")
     for reason, samples in report.failed.items():
@@ -72,6 +74,25 @@ def render_html(report: Report) -> str:
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{escape(title)}</title>\n'
         f"<style>{STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
+
+
+def _image_filter_sections(report: Report) -> list[str]:
+    """Per image filter: a grid of what it dropped (with the value), beside kept samples near it."""
+    if not report.image_filters:
+        return []
+    parts = ['<section id="image-filters"><h2>What each image filter dropped, and why</h2>']
+    for number, view in enumerate(report.image_filters):
+        shown = f"; {len(view.dropped)} shown" if view.dropped else ""
+        parts += [
+            f'<section class="image-filter" id="image-filter-{number}" data-filter="{escape(view.spec)}">',
+            f"<h3><code>{escape(view.spec)}</code>: {view.dropped_count:,} dropped{shown}</h3>",
+            _grid(view.dropped) if view.dropped else "<p>Dropped nothing.</p>",
+        ]
+        if view.kept:
+            parts += [f"<h4>{escape(view.kept_title)}</h4>", _grid(view.kept)]
+        parts.append("</section>")
+    parts.append("</section>")
+    return parts
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:

@@ -60,10 +60,13 @@ class Report:
     dropped: dict[str, list[Sample]]
     failed: dict[str, list[Sample]]
     histograms: list[Histogram]
+    image_filters: list[Any] = field(default_factory=list)  # capbuild.cards.image_filters.ImageFilterView
 
 
 def build_report(out: Path, samples: int = 24, per_group: int = 12, seed: int = 0, thumbnails: bool = True) -> Report:
     """Gather what the report shows; the same seed picks the same samples."""
+    from capbuild.cards.image_filters import image_filter_views
+
     facts = load_facts(out)
     rng = random.Random(seed)
     if facts.has_shards:
@@ -76,6 +79,7 @@ def build_report(out: Path, samples: int = 24, per_group: int = 12, seed: int = 
         dropped=_dropped(facts, per_group, rng, thumbnails),
         failed=_failed(facts, per_group, rng),
         histograms=caption_histograms(facts.captions),
+        image_filters=image_filter_views(facts, per_group, rng, thumbnails),
     )
 
 
@@ -162,12 +166,18 @@ def _local_thumbnail(url: str | None) -> str | None:
 
 
 def _dropped(facts: BuildFacts, per_group: int, rng: random.Random, thumbnails: bool) -> dict[str, list[Sample]]:
-    """Every filter of the build (in order) -> examples of the rows it dropped."""
+    """Every text filter of the build (in order) -> examples of the rows it dropped (the image
+    filters' drops are shown with their images, see capbuild.cards.image_filters)."""
+    from capbuild.cards.image_filters import image_filter_specs
+
     table = read_columns(BuildLayout(facts.out).rejected, (*SAMPLE_COLUMNS, *facts.score_names))
+    image_specs = image_filter_specs(facts.manifest)
     spec_of = {parse_spec(spec)[0]: spec for spec in facts.filter_specs}
     rows_by_spec: dict[str, list[int]] = {spec: [] for spec in facts.filter_specs}
     if table.num_rows:
         for index, name in enumerate(table["filter"].to_pylist()):
+            if name in image_specs:
+                continue
             rows_by_spec.setdefault(spec_of.get(name, name), []).append(index)
     dropped = {}
     for spec, indices in rows_by_spec.items():

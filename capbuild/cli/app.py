@@ -9,7 +9,7 @@ import typer
 
 from capbuild import __version__
 from capbuild.builders.base import builders
-from capbuild.cli import cards, commands, train
+from capbuild.cli import cards, commands, imagefilters, train
 from capbuild.cli.build import add_builder_commands
 from capbuild.cli.translate import translate_app
 
@@ -45,6 +45,7 @@ def make_app() -> typer.Typer:
     app.add_typer(translate_app, name="translate")
     commands.register(app)
     cards.register(app)
+    imagefilters.register(app)
     train.register(app)
     return app
 

@@ -15,10 +15,12 @@ from capbuild.cli.groups import (
     BUILD_GROUP,
     EXECUTOR_GROUP,
     FILTER_GROUP,
+    IMAGE_FILTER_GROUP,
     IMAGE_GROUP,
     INPUTS_HELP,
     TRANSLATION_GROUP,
     executor_options,
+    image_filter_request,
     image_options,
     inputs_of,
     text_options,
@@ -55,6 +57,7 @@ def builder_command(cls: type[Builder]) -> Any:
         FILTER_GROUP,
         TRANSLATION_GROUP,
         IMAGE_GROUP,
+        IMAGE_FILTER_GROUP,
         EXECUTOR_GROUP,
     )
     command.__name__ = cls.name
@@ -82,6 +85,7 @@ def run_builder_command(cls: type[Builder], values: dict[str, Any]) -> None:
         images=None if values["no_images"] else image_options(values),
         overwrite=values["overwrite"],
         executor=executor_options(values),
+        image_filters=image_filter_request(values),
     )
     preflight(request)
     with build_folder(values["out"], values["overwrite"]) as out:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from capbuild.cli.params import REQUIRED, field_parameters, field_values, parameter
+from capbuild.errors import ConfigError
+from capbuild.imagefilters.stage import ImageFilterOptions, ImageFilterRequest
 from capbuild.images.options import ImageOptions
 from capbuild.stages.text.options import TextOptions
 
@@ -56,6 +58,25 @@ EXECUTOR_GROUP = [
 ]  # fmt: skip
 
 IMAGE_GROUP = field_parameters(ImageOptions)
+IMAGE_FILTER_GROUP = [
+    parameter(
+        "image_filter",
+        list[str] | None,
+        None,
+        ("--image-filter",),
+        "Image filter spec, repeatable, run in order after the image stage: clip_score=0.25[:caption_orig], "
+        "clip_top=0.3[:caption_orig], near_dup=0.95, phash=6, decontaminate_images=EVAL_OUT[:D].",
+    ),
+    parameter(
+        "score_model",
+        str | None,
+        None,
+        ("--score-model",),
+        "CLIP-like model of clip_score, clip_top and near_dup: a `capbuild train` run, a local Hugging Face "
+        "CLIP/SigLIP/dual-encoder folder, or open_clip:ARCH:WEIGHTS_FILE.",
+    ),
+    *field_parameters(ImageFilterOptions),
+]
 # TextOptions' fields: the translation group (translate, src_lang, beam_size, mt_*) and the filter group (the rest).
 TRANSLATION_FIELDS = tuple(
     f.name
@@ -70,6 +91,17 @@ TRANSLATION_GROUP = field_parameters(TextOptions, TRANSLATION_FIELDS)
 def image_options(values: dict[str, Any]) -> ImageOptions:
     """The image group's values as ImageOptions (`--ray-address` also serves img2dataset's ray distributor)."""
     return ImageOptions(**field_values(ImageOptions, values), ray_address=values.get("ray_address"))
+
+
+def image_filter_request(values: dict[str, Any]) -> ImageFilterRequest | None:
+    """The image filter group's values (None when no --image-filter is given)."""
+    specs = values.get("image_filter") or []
+    if not specs:
+        if values.get("score_model"):
+            raise ConfigError("--score-model is the model of --image-filter clip_score/clip_top/near_dup: add one")
+        return None
+    options = ImageFilterOptions(**field_values(ImageFilterOptions, values))
+    return ImageFilterRequest(tuple(specs), values.get("score_model"), options)
 
 
 def executor_options(values: dict[str, Any]) -> ExecutorOptions:

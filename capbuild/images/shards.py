@@ -31,6 +31,24 @@ def read_samples(tar: Path) -> Iterator[Sample]:
             yield key, {ext: source.extractfile(m).read() for ext, m in by_extension.items()}  # type: ignore[union-attr]
 
 
+def stream_samples(tar: Path) -> Iterator[Sample]:
+    """The samples of a tar read sequentially as a stream (members of one sample are consecutive, as
+    webdataset writes them); for readers that need no random access, such as DataLoader workers."""
+    with tarfile.open(tar, mode="r|") as source:
+        key, fields = None, {}
+        for member in source:
+            if not member.isfile():
+                continue
+            member_key, _, extension = member.name.partition(".")
+            if member_key != key and key is not None:
+                yield key, fields
+                fields = {}
+            key = member_key
+            fields[extension] = source.extractfile(member).read()  # type: ignore[union-attr]
+        if key is not None:
+            yield key, fields
+
+
 def write_samples(samples: Iterable[Sample], dst: Path) -> int:
     """Write samples (in the given order) to dst atomically; returns how many were written."""
     import webdataset as wds  # imports torch: only where shards are written

@@ -1,0 +1,301 @@
+"""The embedding pass: DataLoader workers stream each shard's tar, decode every image once, hash it
+(pHash) and resize it on the tensor; the model embeds batches of images and their captions on every
+GPU (else the CPU). Each shard's result is written atomically to embeddings/NNNNN.parquet:
+
+    key, phash, image_embedding, text_embedding, text_orig_embedding (L2-normalised, float16 default)
+
+with the model's name and fingerprint in the file's metadata, so a finished shard is reused by a
+re-run (or a later run with the same model) and a killed pass resumes at the first unfinished shard.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torchvision.transforms.v2 import functional as TF
+
+from capbuild.atomic import atomic_path
+from capbuild.imagefilters.hashing import phash_hex
+from capbuild.images.shards import stream_samples
+from capbuild.models.dual_encoder import DualEncoder
+from capbuild.models.transforms import ImageTransform
+
+IMAGE_FIELDS = ("jpg", "jpeg", "png", "webp")
+METADATA_KEY = b"capbuild"
+EMBEDDING_COLUMNS = ("image_embedding", "text_embedding")
+ORIG_COLUMN = "text_orig_embedding"
+DTYPES = {"float16": np.float16, "float32": np.float32}
+
+
+@dataclass
+class ShardStream(IterableDataset):
+    """Batches of decoded samples of the shards, in each worker the positions p with
+    p % workers == worker id; after a shard, every worker yields a batch marked `last`."""
+
+    shards: list[Path]
+    transform: ImageTransform | None
+    batch_size: int
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        for shard_no, path in enumerate(self.shards):
+            items: list[dict[str, Any]] = []
+            for position, (key, fields) in enumerate(stream_samples(path)):
+                if position % workers != worker:
+                    continue
+                items.append(self._prepare(position, key, fields))
+                if len(items) == self.batch_size:
+                    yield self._batch(shard_no, items, last=False)
+                    items = []
+            yield self._batch(shard_no, items, last=True)
+
+    def _prepare(self, position: int, key: str, fields: dict[str, bytes]) -> dict[str, Any]:
+        meta = json.loads(fields["json"]) if "json" in fields else {}
+        caption = fields["txt"].decode("utf-8") if "txt" in fields else str(meta.get("caption") or "")
+        item: dict[str, Any] = {
+            "position": position,
+            "key": key,
+            "caption": caption,
+            "orig": meta.get("caption_orig") or None,
+            "phash": None,
+            "pixels": None,
+        }
+        data = next((fields[f] for f in IMAGE_FIELDS if f in fields), None)
+        try:
+            image = Image.open(io.BytesIO(data)).convert("RGB") if data is not None else None
+        except (OSError, ValueError, Image.DecompressionBombError):
+            image = None  # counted as undecodable; the sample keeps no score and is never judged
+        if image is not None:
+            item["phash"] = phash_hex(image)
+            if self.transform is not None:
+                item["pixels"] = self.transform.resize_uint8(TF.pil_to_tensor(image))
+        return item
+
+    def _batch(self, shard_no: int, items: list[dict[str, Any]], last: bool) -> dict[str, Any]:
+        batch = {name: [item[name] for item in items] for name in ("position", "key", "caption", "orig", "phash")}
+        decoded = [item["pixels"] for item in items if item["pixels"] is not None]
+        batch["pixels"] = torch.stack(decoded) if decoded else None
+        return {**batch, "shard": shard_no, "last": last}
+
+
+@dataclass
+class PassOptions:
+    """How the pass runs (none of it changes the result)."""
+
+    batch_size: int = 256
+    workers: int = 2
+    dtype: str = "float16"
+
+
+@dataclass
+class ShardResult:
+    """One shard's samples as they arrive from the workers (any order)."""
+
+    positions: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)
+    origs: list[str | None] = field(default_factory=list)
+    phashes: list[str | None] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list)  # one row per decoded sample, in arrival order
+    workers_done: int = 0
+
+
+def embedding_path(folder: Path, shard: Path) -> Path:
+    return folder / f"{shard.stem}.parquet"
+
+
+def shard_keys(shard: Path) -> list[str]:
+    """The sample keys of a tar in order (its member list, no data read)."""
+    keys: dict[str, None] = {}
+    with tarfile.open(shard) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                keys.setdefault(member.name.partition(".")[0], None)
+    return list(keys)
+
+
+def reusable(path: Path, keys: list[str], encoder: DualEncoder | None, needs_orig: bool) -> bool:
+    """Whether a saved shard file covers these keys with what this run needs (same model)."""
+    if not path.is_file():
+        return False
+    schema = pq.read_schema(path)
+    needed = ["key", "phash"]
+    if encoder is not None:
+        meta = json.loads((schema.metadata or {}).get(METADATA_KEY, b"{}"))
+        if meta.get("fingerprint") != encoder.fingerprint:
+            return False
+        needed += [*EMBEDDING_COLUMNS, *([ORIG_COLUMN] if needs_orig else [])]
+    if any(name not in schema.names for name in needed):
+        return False
+    saved = set(pq.read_table(path, columns=["key"])["key"].to_pylist())
+    return saved.issuperset(keys)
+
+
+def embed_shards(
+    shards: list[Path],
+    folder: Path,
+    encoders: list[DualEncoder],
+    needs_orig: bool,
+    options: PassOptions,
+    label: str = "image filters: embedding",
+) -> dict[str, int]:
+    """Write folder/NNNNN.parquet for every shard not already done; returns counts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder = encoders[0] if encoders else None
+    keys = {shard: shard_keys(shard) for shard in shards}
+    todo = [s for s in shards if not reusable(embedding_path(folder, s), keys[s], encoder, needs_orig)]
+    counts = Counter(reused_shards=len(shards) - len(todo), embedded_shards=len(todo))
+    if not todo:
+        return dict(counts)
+    dataset = ShardStream(todo, encoder.image_transform if encoder else None, options.batch_size)
+    workers = max(0, options.workers)
+    loader = DataLoader(dataset, batch_size=None, num_workers=workers, persistent_workers=False)
+    pending: dict[int, ShardResult] = {}
+    images = ImageEncoding(encoders)
+    with _progress() as progress:
+        task = progress.add_task(label, total=sum(len(keys[s]) for s in todo))
+        for batch, embedded in images.run(loader):
+            result = pending.setdefault(batch["shard"], ShardResult())
+            _collect(result, batch, embedded)
+            progress.advance(task, len(batch["key"]))
+            result.workers_done += batch["last"]
+            if result.workers_done == max(1, workers):
+                shard = todo[batch["shard"]]
+                counts["undecodable"] += _write_shard(
+                    embedding_path(folder, shard), pending.pop(batch["shard"]), encoder, needs_orig, options
+                )
+    return dict(counts)
+
+
+class ImageEncoding:
+    """Image batches through the encoders: one in the calling thread, or round-robin over several
+    GPUs in threads (their kernels release the GIL), results in batch order."""
+
+    def __init__(self, encoders: list[DualEncoder]) -> None:
+        self.encoders = encoders
+        self.pool = ThreadPoolExecutor(len(encoders)) if len(encoders) > 1 else None
+
+    def _encode(self, encoder: DualEncoder, pixels: torch.Tensor | None) -> np.ndarray | None:
+        if pixels is None:
+            return None
+        normalised = encoder.image_transform.normalise(pixels.to(encoder.device, non_blocking=True))
+        return encoder.encode_images(normalised).numpy()
+
+    def run(self, loader: DataLoader):
+        if not self.encoders:
+            for batch in loader:
+                yield batch, None
+            return
+        if self.pool is None:
+            for batch in loader:
+                yield batch, self._encode(self.encoders[0], batch["pixels"])
+            return
+        in_flight: deque[tuple[dict[str, Any], Future]] = deque()
+        for number, batch in enumerate(loader):
+            encoder = self.encoders[number % len(self.encoders)]
+            in_flight.append((batch, self.pool.submit(self._encode, encoder, batch["pixels"])))
+            if len(in_flight) > 2 * len(self.encoders):
+                done, future = in_flight.popleft()
+                yield done, future.result()
+        while in_flight:
+            done, future = in_flight.popleft()
+            yield done, future.result()
+
+
+def _collect(result: ShardResult, batch: dict[str, Any], embedded: np.ndarray | None) -> None:
+    result.positions += batch["position"]
+    result.keys += batch["key"]
+    result.captions += batch["caption"]
+    result.origs += batch["orig"]
+    result.phashes += batch["phash"]
+    if embedded is not None:
+        result.images.append(embedded)
+
+
+def _write_shard(
+    path: Path, result: ShardResult, encoder: DualEncoder | None, needs_orig: bool, options: PassOptions
+) -> int:
+    """Order the shard's samples by position, embed the captions, write the file atomically;
+    returns how many images were undecodable."""
+    order = np.argsort(result.positions, kind="stable")
+    keys = [result.keys[i] for i in order]
+    phashes = [result.phashes[i] for i in order]
+    columns: dict[str, pa.Array] = {"key": pa.array(keys, pa.string()), "phash": pa.array(phashes, pa.string())}
+    decoded = np.array([result.phashes[i] is not None for i in range(len(keys))], bool)
+    metadata: dict[str, Any] = {"dtype": options.dtype}
+    if encoder is not None:
+        dtype = DTYPES[options.dtype]
+        images = np.zeros((len(keys), encoder.dim), np.float32)
+        if result.images:
+            images[decoded] = np.concatenate(result.images)  # arrival order: the decoded ones, in order
+        images = images[order]
+        valid = decoded[order]
+        captions = [result.captions[i] for i in order]
+        origs = [result.origs[i] for i in order]
+        texts = encoder.encode_texts(captions).numpy()
+        columns["image_embedding"] = vectors(images, valid, dtype)
+        columns["text_embedding"] = vectors(texts, valid, dtype)
+        if needs_orig:
+            distinct = [i for i, (o, c) in enumerate(zip(origs, captions, strict=True)) if o is not None and o != c]
+            orig = texts.copy()
+            if distinct:
+                orig[distinct] = encoder.encode_texts([origs[i] for i in distinct]).numpy()
+            columns[ORIG_COLUMN] = vectors(orig, valid & np.array([o is not None for o in origs], bool), dtype)
+        metadata.update(model=encoder.name, fingerprint=encoder.fingerprint)
+    table = pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return int((~decoded).sum())
+
+
+def vectors(values: np.ndarray, valid: np.ndarray, dtype: Any) -> pa.Array:
+    """(N, dim) -> a fixed-size list column of `dtype`, null where not valid."""
+    flat = pa.array(np.ascontiguousarray(values, dtype).ravel())
+    return pa.FixedSizeListArray.from_arrays(flat, values.shape[1], mask=pa.array(~valid))
+
+
+def matrix(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed-size list column -> ((N, dim) array as stored, valid mask); null rows hold zeros."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    dim = array.type.list_size
+    values = np.asarray(array.values.fill_null(0))[array.offset * dim : (array.offset + len(array)) * dim]
+    return values.reshape(len(array), dim), ~np.asarray(array.is_null())
+
+
+def read_embeddings(path: Path, keys: list[str], columns: list[str]) -> pa.Table:
+    """The saved rows of these keys, in this order (a file may hold more keys than a shard has left)."""
+    table = pq.read_table(path, columns=["key", *columns])
+    index = {key: row for row, key in enumerate(table["key"].to_pylist())}
+    return table.take(pa.array([index[key] for key in keys], pa.int64()))
+
+
+class _ImagesPerSecond(ProgressColumn):
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} images/s" if speed else "- images/s")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _ImagesPerSecond(),
+        TimeElapsedColumn(),
+    )

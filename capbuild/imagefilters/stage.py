@@ -1,0 +1,242 @@
+"""`run_image_filters`: the image-filter stage of a build, after its image stage, or alone on a
+finished build. Steps, each resumable after a kill:
+
+1. the embedding pass writes embeddings/NNNNN.parquet (reused when the same model already did);
+2. the decisions over every sample, in order, saved once to the work folder;
+3. each shard split into kept and rejected samples, then the caption table, sizes.json and manifest.
+
+A later run with other filters applies to what earlier runs kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from capbuild.atomic import atomic_path, write_text_atomic
+from capbuild.errors import ConfigError, InputError
+from capbuild.imagefilters.specs import ClipScore, ClipTop, DecontaminateImages, parse_image_filters
+from capbuild.layout import BuildLayout
+from capbuild.manifest import load_manifest, save_manifest
+from capbuild.options import opt
+
+WORK_NAME = "imagefilters"  # under the build's work folder
+STAGE = "image_filters"
+
+
+@dataclass(frozen=True)
+class ImageFilterOptions:
+    """How the image-filter pass runs; only `embedding_dtype` decides output."""
+
+    batch_size: int = field(
+        default=256, metadata=opt("Images per score-model batch.", flag="--score-batch-size", operational=True)
+    )
+    workers: int = field(
+        default=2,
+        metadata=opt("Loader processes decoding and hashing images.", flag="--score-workers", operational=True),
+    )
+    device: str | None = field(
+        default=None,
+        metadata=opt(
+            "Score-model device: cpu, cuda, cuda:N (default: every GPU, else CPU).",
+            flag="--score-device",
+            operational=True,
+        ),
+    )
+    embedding_dtype: str = field(
+        default="float16", metadata=opt("float16 or float32 for the saved embeddings/.", flag="--embedding-dtype")
+    )
+
+    def __post_init__(self) -> None:
+        if self.embedding_dtype not in ("float16", "float32"):
+            raise ConfigError(f"--embedding-dtype must be float16 or float32 (got {self.embedding_dtype!r})")
+        if self.batch_size < 1 or self.workers < 0:
+            raise ConfigError("--score-batch-size must be positive and --score-workers not negative")
+
+
+@dataclass(frozen=True)
+class ImageFilterRequest:
+    """The image filters a build runs after its image stage: specs in order, the score model, options."""
+
+    specs: tuple[str, ...]
+    score_model: str | None = None
+    options: ImageFilterOptions = field(default_factory=ImageFilterOptions)
+
+    def config(self) -> dict[str, Any]:
+        """The output-deciding part, for the build's fingerprint."""
+        return {
+            "filters": [f.describe() for f in parse_image_filters(list(self.specs))],
+            "score_model": self.score_model,
+            "embedding_dtype": self.options.embedding_dtype,
+        }
+
+    def check(self) -> None:
+        """Fail before anything is written: bad specs, a missing score model, open_clip not installed."""
+        filters = parse_image_filters(list(self.specs))
+        if any(f.needs_model for f in filters) and not self.score_model:
+            raise ConfigError(f"{', '.join(f.describe() for f in filters if f.needs_model)} need(s) --score-model")
+        if self.score_model:
+            from capbuild.models.dual_encoder import check_dual_encoder
+
+            check_dual_encoder(self.score_model)
+
+    def run(self, out: Path) -> dict[str, Any]:
+        return run_image_filters(out, list(self.specs), self.score_model, self.options)
+
+
+def run_image_filters(
+    out: Path, specs: list[str], score_model: str | None = None, options: ImageFilterOptions | None = None
+) -> dict[str, Any]:
+    """Filter a finished build's shards with the image filters `specs`; returns the manifest."""
+    out, options = Path(out), options or ImageFilterOptions()
+    filters = parse_image_filters(specs)
+    if not filters:
+        raise ConfigError("give at least one --image-filter")
+    manifest = load_manifest(out)
+    if manifest is None or not manifest.get("stages", {}).get("images", {}).get("done"):
+        raise InputError(f"{out} is not a build whose image stage has finished (no manifest.json or no shards)")
+    needs_model = any(f.needs_model for f in filters)
+    if needs_model and not score_model:
+        raise ConfigError(f"{', '.join(f.describe() for f in filters if f.needs_model)} need(s) --score-model")
+    encoders = _encoders(score_model, options.device) if needs_model else []
+    config = {
+        "filters": [f.describe() for f in filters],
+        "score_model": {"name": encoders[0].name, "fingerprint": encoders[0].fingerprint} if encoders else None,
+        "embedding_dtype": options.embedding_dtype,
+    }
+    paths = BuildLayout(out)
+    work = paths.work / WORK_NAME
+    run = _open_run(out, work, manifest, config)
+    if run is None:
+        return manifest
+    started = time.monotonic()
+    shards, splits = shard_order(out, manifest)
+    decisions_path = work / "decisions.parquet"
+    if not decisions_path.exists():
+        _decide(out, work, shards, splits, filters, encoders, options, decisions_path)
+    from capbuild.imagefilters.apply import apply_shard, update_captions
+
+    decisions = pq.read_table(decisions_path)
+    report = json.loads(decisions.schema.metadata[b"report"])
+    sizes: dict[str, int] = {}
+    for shard in shards:
+        rows = decisions.filter(pc.equal(decisions["shard"], shard.name)).to_pylist()
+        if not (work / "applied" / shard.name).exists():
+            apply_shard(shard, paths.rejected_images, work, {row["key"]: row for row in rows})
+        sizes[shard.name] = sum(1 for row in rows if not row["filter"])
+    update_captions(out, work, decisions, run)
+    _write_json(paths.sizes, {**_sizes(paths.sizes), **sizes})
+    record = {"run": run, **config, **report, "seconds": round(time.monotonic() - started, 2)}
+    manifest.setdefault("counts", {}).setdefault(STAGE, [])
+    manifest["counts"][STAGE] = [r for r in manifest["counts"][STAGE] if r.get("run") != run] + [record]
+    manifest["stages"][STAGE] = {"done": True, "config": config}
+    save_manifest(out, manifest)
+    shutil.rmtree(work)
+    if not any(work.parent.iterdir()):
+        work.parent.rmdir()
+    return manifest
+
+
+def _decide(out, work, shards, splits, filters, encoders, options, decisions_path: Path) -> None:
+    from capbuild.imagefilters.decide import decide, decisions_table, load_samples
+    from capbuild.imagefilters.embed import PassOptions, embed_shards, shard_keys
+
+    needs_orig = any(isinstance(f, (ClipScore, ClipTop)) and f.text == "caption_orig" for f in filters)
+    scored = None
+    if encoders:
+        scored = "caption_orig" if needs_orig else "caption"
+    pass_options = PassOptions(options.batch_size, options.workers, options.embedding_dtype)
+    embeddings = BuildLayout(out).embeddings
+    embed_report = embed_shards(shards, embeddings, encoders, needs_orig, pass_options)
+    eval_hashes = {
+        f.eval_out: eval_build_hashes(Path(f.eval_out), work, pass_options)
+        for f in filters
+        if isinstance(f, DecontaminateImages)
+    }
+    keys = [shard_keys(shard) for shard in shards]
+    samples = load_samples(shards, splits, keys, embeddings, scored)
+    decisions = decide(samples, filters, embeddings, eval_hashes)
+    report = {**decisions.report, "embedding_pass": embed_report}
+    table = decisions_table(samples, decisions)
+    table = table.replace_schema_metadata({b"report": json.dumps(report).encode()})
+    with atomic_path(decisions_path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def eval_build_hashes(eval_out: Path, work: Path, options: Any) -> tuple[list[str], list[str]]:
+    """(keys, pHashes) of every decodable image of an evaluation build: from its embeddings/ when
+    its own image filters saved them, else hashed here (into the work folder, never into that build)."""
+    from capbuild.imagefilters.embed import embed_shards, embedding_path, read_embeddings, reusable, shard_keys
+
+    shards = sorted(BuildLayout(eval_out).shards.glob("*.tar"))
+    if not shards:
+        raise InputError(f"decontaminate_images: {eval_out}/shards holds no .tar shard")
+    folder = BuildLayout(eval_out).embeddings
+    keys = [shard_keys(shard) for shard in shards]
+    if not all(reusable(embedding_path(folder, s), k, None, False) for s, k in zip(shards, keys, strict=True)):
+        folder = work / "eval" / hashlib.sha256(str(eval_out.resolve()).encode()).hexdigest()[:12]
+        embed_shards(shards, folder, [], False, options, label=f"image filters: hashing {eval_out.name}")
+    pairs = []
+    for shard, shard_keys_ in zip(shards, keys, strict=True):
+        table = read_embeddings(embedding_path(folder, shard), shard_keys_, ["phash"])
+        pairs += [(k, h) for k, h in zip(table["key"].to_pylist(), table["phash"].to_pylist(), strict=True) if h]
+    return [k for k, _ in pairs], [h for _, h in pairs]
+
+
+def _encoders(spec: str | None, device: str | None) -> list[Any]:
+    """One encoder per GPU (or the one device asked for), else one on the CPU."""
+    import torch
+
+    from capbuild.models.dual_encoder import load_dual_encoder
+
+    assert spec is not None
+    if device is None and torch.cuda.device_count() > 1:
+        return [load_dual_encoder(spec, f"cuda:{i}") for i in range(torch.cuda.device_count())]
+    return [load_dual_encoder(spec, device)]
+
+
+def _open_run(out: Path, work: Path, manifest: dict[str, Any], config: dict[str, Any]) -> int | None:
+    """The run number to carry out (resuming an unfinished one), or None when this exact run is done."""
+    state_path = work / "state.json"
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        if state["config"] != config:
+            raise ConfigError(
+                f"{out} holds an unfinished image-filter run with other options "
+                f"({', '.join(state['config']['filters'])}, model {state['config']['score_model']}); "
+                "re-run it with those to finish it first"
+            )
+        return int(state["run"])
+    stage = manifest["stages"].get(STAGE, {})
+    if stage.get("done") and stage.get("config") == config:
+        return None
+    run = len(manifest.get("counts", {}).get(STAGE, [])) + 1
+    work.mkdir(parents=True, exist_ok=True)
+    _write_json(state_path, {"config": config, "run": run})
+    return run
+
+
+def shard_order(out: Path, manifest: dict[str, Any]) -> tuple[list[Path], list[str]]:
+    """The build's shards in split order (as the image stage wrote them) and each one's split."""
+    split_map = manifest.get("counts", {}).get("images", {}).get("splits") or {}
+    names = [(name, split) for split, tars in split_map.items() for name in tars]
+    if not names:
+        names = [(p.name, "train") for p in sorted(BuildLayout(out).shards.glob("*.tar"))]
+    shards = [BuildLayout(out).shards / name for name, _ in names]
+    return shards, [split for _, split in names]
+
+
+def _sizes(path: Path) -> dict[str, int]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_json(path: Path, value: Any) -> None:
+    write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,150 @@
+"""The image filters' parts on their own: specs, the pHash dedup, the embedding near-dup index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("faiss", reason="the image filters need faiss-cpu: pip install 'capbuild[imagefilters]'")
+
+from capbuild.errors import ConfigError
+from capbuild.imagefilters import neardup
+from capbuild.imagefilters.hashing import HashDedup, hamming_matrix
+from capbuild.imagefilters.neardup import EmbeddingDedup, NearDupIndex, measure_recall
+from capbuild.imagefilters.specs import ClipScore, ClipTop, NearDup, PHash, parse_image_filters
+
+
+def test_specs_parse_and_describe_themselves(tmp_path):
+    (tmp_path / "eval" / "shards").mkdir(parents=True)
+    specs = [
+        "clip_score=0.25:caption_orig",
+        "clip_top=0.3:caption_orig",
+        "near_dup=0.95",
+        "phash=6",
+        f"decontaminate_images={tmp_path / 'eval'}:4",
+    ]
+    parsed = parse_image_filters(specs)
+    assert parsed[0] == ClipScore("clip_score", 0.25, "caption_orig")
+    assert parsed[1] == ClipTop("clip_top", 0.3, "caption_orig")
+    assert parsed[2] == NearDup("near_dup", 0.95) and parsed[3] == PHash("phash", 6)
+    assert parsed[4].distance == 4 and parsed[4].eval_out == str(tmp_path / "eval")
+    assert [p.describe() for p in parsed] == specs
+    assert parse_image_filters([f"decontaminate_images={tmp_path / 'eval'}"])[0].distance == 6
+    assert parse_image_filters(["clip_score=0.2"])[0].text == "caption"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("clip_score", "NAME=VALUE"),
+        ("clip_score=high", "not a number"),
+        ("clip_score=2", r"\[-1, 1\]"),
+        ("clip_score=0.2:title", "caption or caption_orig"),
+        ("clip_top=0", r"\(0, 1\]"),
+        ("near_dup=1.5", r"\(0, 1\]"),
+        ("phash=64", "0..63"),
+        ("phash=-1", "0..63"),
+        ("decontaminate_images=/no/such/build", "not a capbuild build"),
+        ("sharpness=3", "unknown image filter"),
+    ],
+)
+def test_bad_specs_say_what_is_accepted(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_image_filters([spec])
+
+
+def test_mixed_texts_and_repeats_are_refused():
+    with pytest.raises(ConfigError, match="same text"):
+        parse_image_filters(["clip_score=0.2:caption_orig", "clip_top=0.5"])
+    with pytest.raises(ConfigError, match="once"):
+        parse_image_filters(["phash=4", "phash=6"])
+
+
+def greedy_hamming(hashes: np.ndarray, distance: int) -> list[tuple[int, int] | None]:
+    """The definition, by brute force: closest earlier kept hash within `distance` (ties: earliest)."""
+    matrix = hamming_matrix(hashes, hashes)
+    kept: list[int] = []
+    verdicts: list[tuple[int, int] | None] = []
+    for row in range(len(hashes)):
+        close = [(int(matrix[row, k]), k) for k in kept if matrix[row, k] <= distance]
+        if close:
+            d, k = min(close)
+            verdicts.append((k, d))
+        else:
+            kept.append(row)
+            verdicts.append(None)
+    return verdicts
+
+
+def planted_hashes(rng: np.random.Generator, count: int, flips: int) -> np.ndarray:
+    """Random hashes, a third of them copies of earlier ones with up to `flips` bits flipped."""
+    hashes = rng.integers(0, 256, (count, 8), dtype=np.uint8)
+    for row in range(count // 3, count, 3):
+        source = hashes[rng.integers(0, row)].copy()
+        bits = np.unpackbits(source)
+        bits[rng.choice(64, rng.integers(0, flips + 1), replace=False)] ^= 1
+        hashes[row] = np.packbits(bits)
+    return hashes
+
+
+@pytest.mark.parametrize("distance", [0, 6, 20])
+def test_hash_dedup_is_the_greedy_definition_across_calls(distance, monkeypatch):
+    monkeypatch.setattr("capbuild.imagefilters.hashing.BLOCK", 50)  # several blocks per call
+    rng = np.random.default_rng(distance)
+    hashes = planted_hashes(rng, 600, distance + 2)
+    dedup = HashDedup(distance)
+    positions = np.arange(len(hashes))
+    verdicts = dedup.offer(positions[:250], hashes[:250]) + dedup.offer(positions[250:], hashes[250:])
+    expected = greedy_hamming(hashes, distance)
+    assert verdicts == expected
+    assert 0 < sum(v is not None for v in verdicts) < len(hashes)
+
+
+def greedy_cosine(vectors: np.ndarray, cosine: float) -> list[tuple[int, float] | None]:
+    sims = vectors @ vectors.T
+    kept: list[int] = []
+    verdicts: list[tuple[int, float] | None] = []
+    for row in range(len(vectors)):
+        close = [(float(sims[row, k]), k) for k in kept if sims[row, k] >= cosine]
+        if close:
+            best = max(s for s, _ in close)
+            verdicts.append((next(k for s, k in close if s == best), best))
+        else:
+            kept.append(row)
+            verdicts.append(None)
+    return verdicts
+
+
+def planted_vectors(rng: np.random.Generator, count: int, dim: int) -> np.ndarray:
+    vectors = rng.standard_normal((count, dim)).astype(np.float32)
+    for row in range(count // 4, count, 4):
+        vectors[row] = vectors[rng.integers(0, row)] + 0.05 * rng.standard_normal(dim)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float16).astype(np.float32)  # as saved
+
+
+def test_exact_near_dup_is_the_greedy_definition(monkeypatch):
+    monkeypatch.setattr(neardup, "BLOCK", 64)
+    vectors = planted_vectors(np.random.default_rng(0), 500, 32)
+    dedup = EmbeddingDedup(0.95, NearDupIndex(32, len(vectors)))
+    verdicts = dedup.offer(np.arange(200), vectors[:200]) + dedup.offer(np.arange(200, 500), vectors[200:])
+    expected = greedy_cosine(vectors, 0.95)
+    assert [v and v[0] for v in verdicts] == [e and e[0] for e in expected]
+    assert all(abs(v[1] - e[1]) < 1e-5 for v, e in zip(verdicts, expected, strict=True) if v and e)
+    assert dedup.index.exact and sum(v is not None for v in verdicts) >= 90
+
+
+def test_approximate_index_past_the_exact_limit_reports_its_recall(monkeypatch):
+    monkeypatch.setattr(neardup, "EXACT_LIMIT", 100)
+    rng = np.random.default_rng(1)
+    vectors = planted_vectors(rng, 2000, 16)
+    index = NearDupIndex(16, len(vectors), train_sample=vectors[::2])
+    assert not index.exact and index.describe()["index"].startswith("IVF")
+    dedup = EmbeddingDedup(0.9, index)
+    verdicts = dedup.offer(np.arange(len(vectors)), vectors)
+    kept = np.array(dedup.kept)
+    report = measure_recall(dedup, lambda: iter([vectors[kept[:700]], vectors[kept[700:]]]), vectors[::20])
+    assert report["recall_queries"] == 100 and 0.5 <= report["recall_at_1"] <= 1.0
+    expected = greedy_cosine(vectors, 0.9)
+    agree = np.mean([(v is None) == (e is None) for v, e in zip(verdicts, expected, strict=True)])
+    assert agree > 0.9  # approximate, yet the planted copies are found
