@@ -1,0 +1,86 @@
+"""What the evaluation-set parsers (xtd10, multi30k, xm3600) share: the record they yield, where its
+image is, which languages were asked for, and line-aligned text files read without losing a line."""
+
+from __future__ import annotations
+
+import gzip
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from capbuild.builders.base import file_url, find_image
+
+TEST_SPLIT = "test"
+ALL_LANGUAGES = "all"
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """One image in one language: every caption of it, its identity and where its file may be.
+
+    `paths` are the image's paths relative to an --images folder, tried in order; `url` is its
+    public URL (None when the set publishes none).
+    """
+
+    source_id: str
+    image_ref: str
+    lang: str
+    captions: list[str]
+    split: str
+    paths: tuple[str, ...]
+    url: str | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def image_url(record: EvalRecord, image_dirs: list[Path]) -> str | None:
+    """file:// URL of the image under the --images folders when it is there, else its public URL;
+    when neither, the first candidate path (the image stage then counts it as missing)."""
+    if image_dirs:
+        path = find_image(image_dirs, *record.paths)
+        if path.is_file() or record.url is None:
+            return file_url(path)
+    return record.url
+
+
+def parse_languages(text: str | Iterable[str], aliases: dict[str, str] | None = None) -> list[str] | None:
+    """'it,es' -> ['it', 'es'] (aliases such as jp -> ja applied); 'all' -> None (every language found)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    langs = [item.strip().lower() for item in items if item.strip()]
+    if not langs:
+        raise ValueError("--lang needs at least one language code, e.g. --lang it or --lang it,es (or all)")
+    if ALL_LANGUAGES in langs:
+        return None
+    aliases = aliases or {}
+    return list(dict.fromkeys(aliases.get(lang, lang) for lang in langs))
+
+
+def files_under(inputs: list[Path]) -> list[Path]:
+    """Every file under the inputs (files as given, folders walked), sorted, hidden ones left out."""
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            files.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.parts))
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"--input {path} does not exist")
+    return files
+
+
+def read_lines(path: Path, repaired: Counter[str]) -> list[str]:
+    """The lines of a (possibly gzipped) text file, one per `\\n`: CRLF and a BOM removed, nothing
+    else split (str.splitlines would also cut at U+2028 or \\x85 and break the alignment by line)."""
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors="replace")
+        repaired["invalid_utf8_replaced"] += 1
+    lines = text.removeprefix("\ufeff").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
