@@ -1,0 +1,67 @@
+"""The image preprocessing of a dual encoder as one picklable object: PIL image or uint8 tensor in,
+normalised float tensor out, with the resize done on the tensor (faster than PIL's)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+RESIZE_MODES = ("shortest", "squash")
+# PIL resampling codes (what Hugging Face image processors store) -> torchvision interpolation names.
+PIL_RESAMPLING = {0: "nearest", 2: "bilinear", 3: "bicubic", 1: "lanczos", 4: "box", 5: "hamming"}
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """Resize (`shortest`: the short side to `resize` then a centre crop to `size`; `squash`: straight
+    to `size`), scale to [0, 1] and normalise per channel. `size` is (height, width)."""
+
+    size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    resize_mode: str = "shortest"
+    resize: int | None = None
+    interpolation: str = "bicubic"
+
+    def __post_init__(self) -> None:
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode must be one of {RESIZE_MODES} (got {self.resize_mode!r})")
+
+    def __call__(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
+        """A PIL image (any mode) or a uint8 (C, H, W) tensor -> float (3, H, W)."""
+        if isinstance(image, Image.Image):
+            image = TF.pil_to_tensor(image.convert("RGB"))
+        return self.from_uint8(image)
+
+    def from_uint8(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The tensor-side pipeline: uint8 (C, H, W) or (N, C, H, W) with 1, 3 or 4 channels."""
+        if pixels.shape[-3] == 1:
+            pixels = pixels.expand(*pixels.shape[:-3], 3, *pixels.shape[-2:])
+        elif pixels.shape[-3] == 4:
+            pixels = pixels[..., :3, :, :]
+        mode = InterpolationMode(self.interpolation)
+        if self.resize_mode == "squash":
+            pixels = TF.resize(pixels, list(self.size), interpolation=mode, antialias=True)
+        else:
+            pixels = TF.resize(pixels, [self.resize or min(self.size)], interpolation=mode, antialias=True)
+            pixels = TF.center_crop(pixels, list(self.size))
+        scaled = TF.to_dtype(pixels, torch.float32, scale=True)
+        return TF.normalize(scaled, list(self.mean), list(self.std))
+
+
+def interpolation_name(resample: Any) -> str:
+    """A Hugging Face processor's `resample` (a PIL code, an enum of one, or a torchvision mode) as
+    a torchvision interpolation name; bicubic when unset."""
+    if resample is None:
+        return "bicubic"
+    if isinstance(resample, InterpolationMode):
+        return resample.value
+    value = getattr(resample, "value", resample)
+    if isinstance(value, str):
+        return InterpolationMode(value.lower()).value
+    return PIL_RESAMPLING.get(int(value), "bicubic")
