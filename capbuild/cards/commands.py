@@ -79,7 +79,7 @@ def mix(
                 source["name"], f"{source['weight']:g}", f"{source['probability']:.3f}", f"{source['samples']:,}"
             )
         console.print(table)
-        console.print(f"train on it: {train_command(mixture['sources'])} ...")
+        console.print(f"train on it: {train_command(out)} ...")
         console.print(
             f"open_clip: --train-data '{mixture['open_clip']['train_data']}' --train-data-upsampling-factors "
             f"'{mixture['open_clip']['train_data_upsampling_factors']}' --dataset-resampled"

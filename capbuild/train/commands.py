@@ -15,12 +15,13 @@ from capbuild.train.config import TrainConfig
 console = Console(stderr=True)
 
 TRAIN_EXAMPLE = (
-    "capbuild train --data 'it-wit/shards/{00000..00099}.tar' --data 'it-coco/shards/{00000..00009}.tar' "
+    "capbuild train --data it-wit/ --data it-coco/ "
     "--weights 3,1 --vision openai/clip-vit-base-patch32 --text dbmdz/bert-base-italian-xxl-uncased "
     "--out runs/it-clip --steps 20000 --batch-size 128 --freeze-steps 2000 --logit-scale 20"
 )
 EVAL_EXAMPLE = (
-    "capbuild eval --model runs/it-clip --data 'it-coco/shards/{00000..00004}.tar' "
+    "capbuild eval --model runs/it-clip --data xtd10/ --data xm3600/ --data mscoco-it/ "
+    "--compare baseline/eval.json; zero-shot: capbuild eval --model open_clip:ViT-B-32:vit_b32.pt "
     "--classes imagenet-it/classes.txt --templates imagenet-it/templates.txt --images imagenet-it/val/"
 )
 
@@ -37,7 +38,12 @@ def _weights(text: str | None) -> list[float]:
 def train_command(
     data: Annotated[
         list[str],
-        typer.Option("--data", "-d", help="Shard pattern ('{00000..00099}.tar', glob or folder); repeatable."),
+        typer.Option(
+            "--data",
+            "-d",
+            help="Build folder (its train split), `capbuild mix` folder (its sources and weights) or shard "
+            "pattern ('{00000..00099}.tar', glob, folder of tars); repeatable.",
+        ),
     ],
     vision: Annotated[str, typer.Option("--vision", help="Vision checkpoint (CLIP or ViT): local path or hub name.")],
     text: Annotated[str, typer.Option("--text", help="Text checkpoint (BERT/RoBERTa-like): local path or hub name.")],
@@ -48,7 +54,9 @@ def train_command(
     epochs: Annotated[
         float | None, typer.Option("--epochs", help="Passes over the data, counted from sizes.json.")
     ] = None,
-    weights: Annotated[str | None, typer.Option("--weights", help="Sampling weight of each --data, e.g. 3,1.")] = None,
+    weights: Annotated[
+        str | None, typer.Option("--weights", help="Sampling weight of each --data, e.g. 3,1 (a mixture's is shared).")
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per step on each GPU/process.")] = 64,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 5e-5,
     weight_decay: Annotated[
@@ -132,14 +140,27 @@ def train_command(
         console.print(
             f"[bold green]done[/]: step {last.get('step')}, loss {last.get('loss', float('nan')):.4f}; model in {out}"
         )
-        console.print(f"evaluate: capbuild eval --model {out} --data SHARDS")
+        console.print(f"evaluate: capbuild eval --model {out} --data EVAL_BUILD")
 
 
 def eval_command(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Run folder (or any saved VisionTextDualEncoderModel).")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="A capbuild train run, a local Hugging Face CLIP-like folder (CLIPModel, SiglipModel, "
+            "VisionTextDualEncoderModel) or open_clip:ARCH[:WEIGHTS_FILE].",
+        ),
+    ],
     data: Annotated[
         list[str] | None,
-        typer.Option("--data", "-d", help="Shards for retrieval (and labelled zero-shot); repeatable."),
+        typer.Option(
+            "--data",
+            "-d",
+            help="Evaluation set: a build folder (its test split, or its only split) or a shard pattern; "
+            "repeatable. Retrieval is reported per set and language.",
+        ),
     ] = None,
     classes: Annotated[
         Path | None, typer.Option("--classes", help="Class names, one a line, in the target language.")
@@ -151,18 +172,36 @@ def eval_command(
         Path | None,
         typer.Option("--images", help="ImageNet-style folder: one sub-folder per class, sorted as --classes."),
     ] = None,
+    compare: Annotated[
+        Path | None, typer.Option("--compare", help="Another eval.json: print this result minus it, per cell.")
+    ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Where eval.json goes (default: MODEL/eval.json).")
+        Path | None,
+        typer.Option("--out", "-o", help="Where eval.json goes (default: MODEL/eval.json for a folder model)."),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images or captions embedded at once.")] = 128,
     workers: Annotated[int, typer.Option("--workers", help="Loader worker processes.")] = 2,
+    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: a GPU if any).")] = None,
 ) -> None:
-    """Retrieval (MRR@k, Recall@k, mAP) and zero-shot top-k accuracy of a trained model; writes eval.json."""
+    """Retrieval (MRR@k, Recall@k, mAP) per evaluation set and language, and zero-shot top-k accuracy; eval.json."""
     with _errors():
         require_train_extra()
         _quiet_transformers()
-        from capbuild.train.evaluate import EvalRequest, evaluate, print_tables, write_result
+        import json
 
+        from capbuild.train.evaluate import (
+            TABLE_WIDTH,
+            EvalRequest,
+            compare_table,
+            evaluate,
+            print_tables,
+            write_result,
+        )
+
+        if out is None and model.startswith("open_clip:"):
+            raise ValueError(f"--model {model} is no folder to write eval.json in: give --out")
+        path = out or Path(model) / "eval.json"
+        other = json.loads(compare.read_text(encoding="utf-8")) if compare else None  # fails before the model runs
         request = EvalRequest(
             model=model,
             data=data or [],
@@ -171,10 +210,13 @@ def eval_command(
             images=images,
             batch_size=batch_size,
             workers=workers,
+            device=device,
         )
-        result = evaluate(request)
-        print_tables(result, Console())
-        path = out or model / "eval.json"
+        result = evaluate(request, show_progress=True)
+        screen = Console(width=max(Console().width, TABLE_WIDTH))
+        print_tables(result, screen)
+        if other is not None:
+            screen.print(compare_table(result, other, str(compare)))
         write_result(result, path)
         console.print(f"written: {path}")
 
