@@ -183,3 +183,14 @@ def test_killed_midway_then_rerun_gives_the_same_build(builds, tmp_path: Path):
         assert names == sorted(p.relative_to(reference) for p in (reference / folder).rglob("*"))
         for name in names:
             assert (train / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def test_judge_gives_the_step_verdict_and_value(builds, tmp_path: Path):
+    from capbuild.filters.decontaminate import judge
+
+    _, xtd = builds
+    refs = tmp_path / "more.txt"
+    refs.write_text("coco:99\ncoco:3\n")
+    keep, values = judge(["coco:3", "coco:4", None, "coco:99"], [load_eval_set(xtd), load_eval_set(refs)])
+    assert keep == [False, True, True, False]
+    assert values == ["xtd10 coco:3", "", "", "more coco:99"]

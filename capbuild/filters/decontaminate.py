@@ -132,3 +132,13 @@ def overlap_mask(table: pa.Table, sets: Sequence[EvalSet]) -> pa.ChunkedArray:
 def reject_value(eval_set: EvalSet, ref: str) -> str:
     """The `filter_value` of a dropped row: 'SET_NAME image_ref'."""
     return f"{eval_set.name} {ref}"
+
+
+def judge(image_refs: Sequence[str | None], sets: Sequence[EvalSet]) -> tuple[list[bool], list[str]]:
+    """The verdict of the `decontaminate` step on a batch: keep, and for a dropped row its value
+    ('SET_NAME image_ref'; empty for a kept row)."""
+    keep, values = [], []
+    for ref, owner in zip(image_refs, owners(image_refs, sets), strict=True):
+        keep.append(owner is None)
+        values.append("" if owner is None else reject_value(owner, str(ref)))
+    return keep, values
