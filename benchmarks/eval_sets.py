@@ -37,7 +37,33 @@ LANGS = [
 SET_SIZES = {"xtd10": 1000, "multi30k": 1000, "xm3600": 3600, "coco-karpathy-test": 5000, "flickr30k-test": 1000}
 
 
-def eval_benchmark(images: int, langs: list[str], root: Path) -> None:
+def image_phase(run: Path, one: Path, per_lang: list[Path]) -> None:
+    """The image pass alone (scan, decode, embed): the one set's against every per-language set's."""
+    from rich.progress import Progress
+
+    from capbuild.models.dual_encoder import load_dual_encoder
+    from capbuild.train.evaluate import embed_set
+    from capbuild.train.sources import eval_data
+
+    encoder = load_dual_encoder(str(run), "cpu")
+    with Progress(disable=True) as progress:
+        started = time.perf_counter()
+        together = embed_set(encoder, eval_data(str(one)), 256, 1, progress)
+        one_pass = time.perf_counter() - started
+        started = time.perf_counter()
+        embedded = sum(len(embed_set(encoder, eval_data(str(b)), 256, 1, progress).images) for b in per_lang)
+        looped = time.perf_counter() - started
+    images = len(together.images)
+    print(f"\nimage pass only (scan KEY.json, decode, embed): {len(together.rows)} samples, {images} distinct images")
+    print("| run | image embeddings | seconds | images/s | vs loop |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| per-language loop ({len(per_lang)} sets) | {embedded} | {looped:.1f} | {images / looped:,.1f} | 1.0x |")
+    print(
+        f"| capbuild eval, one set | {images} | {one_pass:.1f} | {images / one_pass:,.1f} | {looped / one_pass:.1f}x |"
+    )
+
+
+def eval_benchmark(images: int, langs: list[str], root: Path, end_to_end: bool = True) -> None:
     import torch
     from dual_encoders import save_tiny_run
     from eval_builds import row, write_build
@@ -59,6 +85,9 @@ def eval_benchmark(images: int, langs: list[str], root: Path) -> None:
     per_lang = [write_build(root / lang, "xm3600", rows(lang), shard_size=5000) for lang in langs]
     print(f"shards written in {time.perf_counter() - started:.1f} s")
 
+    image_phase(run, one, per_lang)
+    if not end_to_end:
+        return
     started = time.perf_counter()
     together = evaluate(EvalRequest(model=run, data=[str(one)], workers=1, batch_size=256))
     one_pass = time.perf_counter() - started
@@ -136,6 +165,10 @@ def _pandas_decontaminate(out: str, ref_files: list[str], result: multiprocessin
 
 
 def _peak_mib() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the parent)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -213,11 +246,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-eval", action="store_true")
     parser.add_argument("--skip-decon", action="store_true")
+    parser.add_argument("--image-pass-only", action="store_true", help="eval: time the image pass, not end to end")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="capbuild-eval-bench-"))
     try:
         if not args.skip_eval:
-            eval_benchmark(args.images, LANGS[: args.langs], root / "eval")
+            eval_benchmark(args.images, LANGS[: args.langs], root / "eval", end_to_end=not args.image_pass_only)
         if not args.skip_decon:
             (root / "decon").mkdir()
             decontamination_benchmark(args.rows, root / "decon")

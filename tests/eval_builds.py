@@ -7,6 +7,7 @@ several builds) carry the same picture.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -25,6 +26,7 @@ from capbuild.table import REJECT_FIELDS, caption_schema, make_row
 IMAGE_REF_FIELD = pa.field("image_ref", pa.string())
 
 
+@functools.lru_cache(maxsize=65536)
 def picture(image_ref: str, side: int = 32) -> bytes:
     """A JPEG drawn from the ref: a background colour and a square of another colour."""
     rng = random.Random(hashlib.sha1(image_ref.encode()).digest())
