@@ -109,6 +109,19 @@ def capbuild_filter(texts: list[str], workers: int, batch_size: int) -> tuple[li
     return ratios, loaded - started, time.perf_counter() - loaded
 
 
+def capbuild_apply(texts: list[str], workers: int, batch_size: int) -> tuple[list[float], float, float]:
+    """The filter as the text stage runs it: `apply` on a caption-table batch (score column, verdicts)."""
+    from capbuild.filters.api import captions_table
+
+    started = time.perf_counter()
+    flt = PropnFilter(0.8, lang="fr", pos_workers=workers, pos_batch_size=batch_size)
+    flt.backend()
+    table = captions_table(texts)
+    loaded = time.perf_counter()
+    ratios = flt.apply(table).values
+    return ratios, loaded - started, time.perf_counter() - loaded
+
+
 def spacy_n_process(texts: list[str], processes: int, batch_size: int) -> tuple[list[float], float, float]:
     started = time.perf_counter()
     nlp = PropnFilter(0.8, lang="fr").backend().nlp
@@ -128,6 +141,7 @@ def main() -> None:
         "plain loop, full pipeline": plain_loop(texts),
         "capbuild, POS components, 1 worker": capbuild_filter(texts, 1, args.batch_size),
         "capbuild, POS components, 2 workers": capbuild_filter(texts, 2, args.batch_size),
+        "capbuild, the step's apply on a table, 1 worker": capbuild_apply(texts, 1, args.batch_size),
         "POS components, spaCy n_process=2": spacy_n_process(texts, 2, args.batch_size),
     }
     reference = next(iter(runs.values()))[0]

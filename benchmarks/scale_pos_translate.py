@@ -37,12 +37,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from propn_filter import french_captions  # noqa: E402
 
-import capbuild.text_stage as text_stage  # noqa: E402
+import capbuild.stages.text.stage as text_stage  # noqa: E402
 from capbuild.build import BuildRequest, run_build  # noqa: E402
 from capbuild.builders.coco import CocoBuilder  # noqa: E402
-from capbuild.executors import ExecutorOptions  # noqa: E402
+from capbuild.stages.text.executors import ExecutorOptions  # noqa: E402
+from capbuild.stages.text.options import TextOptions  # noqa: E402
+from capbuild.stages.text.plan import make_plan  # noqa: E402
 from tests.translate_models import build_marian, fixture_captions  # noqa: E402
 
+TARGET = "it"  # the language translated into
 EXECUTORS = {
     "local": ExecutorOptions("local"),
     "ray, 1 worker": ExecutorOptions("ray", workers=1),
@@ -59,11 +62,11 @@ def write_coco(path: Path, captions: list[str]) -> Path:
 
 def build(root: Path, name: str, captions: Path, lang: str, filters: list[str], options: dict) -> tuple[float, Path]:
     out = root / name.replace(" ", "_").replace(",", "")
+    text = options(out) if callable(options) else options
     request = BuildRequest(
         builder=CocoBuilder(lang=lang, inputs=[captions]),
         out=out,
-        filters=filters,
-        filter_options=options(out) if callable(options) else options,
+        plan=make_plan(TARGET if text.translate else lang, filters, [], text),
         images=None,
         executor=EXECUTORS[name],
     )
@@ -118,17 +121,17 @@ def main() -> None:
         ray_start = time.perf_counter() - started
         if "propn" not in args.skip:
             captions = french_captions(args.pos_captions)
-            rows += measure(root, "propn=0.8", captions, "fr", ["propn=0.8"], {})
+            rows += measure(root, "propn=0.8", captions, "fr", ["propn=0.8"], TextOptions())
         if "translation" not in args.skip:
             model = root / "marian-ct2"
             marian = build_marian(root / "marian-hf", d_model=256, layers=3, vocab_size=8000, ffn=1024)
             convert_model(str(marian), model)
             captions = list(dict.fromkeys(fixture_captions(args.mt_captions * 2, seed=1)))[: args.mt_captions]
 
-            def options(out: Path) -> dict:
+            def options(out: Path) -> TextOptions:
                 # a fresh cache per run, so that no run reads another's translations
-                return {"translate": True, "mt_model": str(model), "target_lang": "it",
-                        "mt_cache": str(out.parent / f"{out.name}-mt-cache"), "mt_progress": False}  # fmt: skip
+                return TextOptions(translate=True, mt_model=str(model),
+                                   mt_cache=str(out.parent / f"{out.name}-mt-cache"), mt_progress=False)  # fmt: skip
 
             rows += measure(root, "translate en->it", captions, "en", [], options)
         ray.shutdown()

@@ -5,6 +5,7 @@ runs the text stage (`clean`, `unique_key`, `len=3..`, `dedup`) three times, tim
 raw partitions and every filter segment, and checks that the three tables are identical.
 
     .venv/bin/python benchmarks/scale_text_executors.py --captions 200000 --partition-rows 10000
+    .venv/bin/python benchmarks/scale_text_executors.py --captions 50000 --executors local   # no Ray
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import ray
 
-import capbuild.text_stage as text_stage
+import capbuild.stages.text.stage as text_stage
 from capbuild.builders.coco import CocoBuilder
-from capbuild.executors import ExecutorOptions
-from capbuild.filters.base import FilterContext, make_filters
-from capbuild.filters.chain import FilterChain
+from capbuild.stages.text.executors import ExecutorOptions
+from capbuild.stages.text.plan import make_plan
 
 WORDS = [
     "dog",
@@ -79,10 +79,10 @@ def run(captions: Path, out: Path, executor: ExecutorOptions) -> dict[str, tuple
     for name in originals:
         setattr(text_stage, name, timed(name))
     try:
-        context = FilterContext()
-        chain = FilterChain(make_filters(FILTERS, context))
         started, cpu = time.perf_counter(), time.process_time()
-        text_stage.run_text_stage(CocoBuilder(inputs=[captions]), chain, FILTERS, context, out, out / ".work", executor)
+        text_stage.run_text_stage(
+            CocoBuilder(inputs=[captions]), make_plan("en", FILTERS), out, out / ".work", executor
+        )
         timings["text stage (total)"] = (time.perf_counter() - started, time.process_time() - cpu)
     finally:
         for name, original in originals.items():
@@ -94,23 +94,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--captions", type=int, default=200_000)
     parser.add_argument("--partition-rows", type=int, default=10_000)
+    parser.add_argument("--executors", choices=["all", "local"], default="all", help="local: no Ray runs")
     args = parser.parse_args()
     text_stage.TEXT_BATCH_ROWS = args.partition_rows
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_captions(root / "captions.json", args.captions)
-        started = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        ray_start = time.perf_counter() - started
-        runs = {
-            "local": ExecutorOptions("local"),
-            "ray, 1 worker": ExecutorOptions("ray", workers=1),
-            "ray, 2 workers": ExecutorOptions("ray", workers=2),
-        }
+        runs = {"local": ExecutorOptions("local")}
+        ray_start = 0.0
+        if args.executors == "all":
+            started = time.perf_counter()
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            ray_start = time.perf_counter() - started
+            runs["ray, 1 worker"] = ExecutorOptions("ray", workers=1)
+            runs["ray, 2 workers"] = ExecutorOptions("ray", workers=2)
         results = {name: run(root / "captions.json", root / name.replace(" ", "_"), ex) for name, ex in runs.items()}
         tables = [pq.read_table(root / name.replace(" ", "_") / "captions") for name in runs]
         assert all(t.equals(tables[0]) for t in tables), "executors disagree"
-        ray.shutdown()
+        if ray.is_initialized():
+            ray.shutdown()
     print(f"captions: {args.captions:,}, partitions of {args.partition_rows:,} rows, kept: {len(tables[0]):,}")
     print(f"ray.init (2 CPUs, once): {ray_start:.1f} s")
     print("| step | local, CPU time | " + " | ".join(f"{name}, wall" for name in results) + " |")

@@ -1,6 +1,6 @@
 """Runs a build's stages into the build folder, with resume and the manifest.
 
-    builder -> filters (clean first, then the user's, in order) -> captions/ + rejected/
+    builder -> text stage (the plan: clean, unique_key, --filter, translate, --post-filter) -> captions/ + rejected/
             -> images (img2dataset) -> shards/ -> card (README.md)
 
 Each stage is recorded as done in manifest.json only when its output is complete, so a killed
@@ -11,78 +11,94 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from capbuild import __version__
 from capbuild.builders.base import Builder
 from capbuild.cards.card import write_card
-from capbuild.executors import ExecutorOptions
-from capbuild.filters.base import OPERATIONAL_OPTIONS, Filter, FilterContext, make_filters
-from capbuild.filters.chain import FilterChain
+from capbuild.errors import BuildConflictError
 from capbuild.images.stage import ImageOptions, run_image_stage
+from capbuild.layout import BuildLayout
 from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest
-from capbuild.text_stage import run_text_stage
+from capbuild.options import is_operational
+from capbuild.stages.text.executors import ExecutorOptions
+from capbuild.stages.text.plan import Plan, make_plan
+from capbuild.stages.text.stage import run_text_stage
 
-WORK_DIR = ".work"
-OWNED_PATHS = ("captions", "rejected", "shards", WORK_DIR, "manifest.json", "README.md")
-
-
-class BuildConflictError(RuntimeError):
-    """OUT holds something this build must not silently replace."""
+__all__ = ["BuildConflictError", "BuildRequest", "clear_build", "incomplete_build", "run_build"]
 
 
 @dataclass
 class BuildRequest:
-    """Everything a build needs: the builder, where to write, which filters, how to fetch images."""
+    """Everything a build needs: the builder, where to write, the text stage's plan (default: clean
+    and unique_key in the builder's language; see make_plan), how to fetch images."""
 
     builder: Builder
     out: Path
-    filters: list[str] = field(default_factory=list)
-    filter_options: dict[str, Any] = field(default_factory=dict)
+    plan: Plan | None = None
     images: ImageOptions | None = field(default_factory=ImageOptions)
     overwrite: bool = False
     executor: ExecutorOptions = field(default_factory=ExecutorOptions)
 
-    def filter_context(self) -> FilterContext:
-        return FilterContext(lang=self.builder.lang, options=self.filter_options)
+    def __post_init__(self) -> None:
+        if self.plan is None:
+            self.plan = make_plan(self.builder.lang, [])
 
-    def config(self, filters: list[Filter] | None = None) -> dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         """The build's output-deciding configuration (its fingerprint is computed from this)."""
-        filters = filters if filters is not None else make_filters(self.filters, self.filter_context())
+        assert self.plan is not None
         return {
             "source": self.builder.info.name,
             "builder": self.builder.config(),
-            "filters": [f.describe() for f in filters],
-            "filter_options": {k: v for k, v in self.filter_options.items() if k not in OPERATIONAL_OPTIONS},
+            "plan": self.plan.config(),
             "images": self.images.output_config() if self.images else None,
         }
+
+
+def preflight(request: BuildRequest) -> None:
+    """Check what a build needs before anything is written: the builder's inputs and image folders, the
+    filter specs and options, and the models the filters name (located, not loaded)."""
+    request.builder.check(fetch_images=request.images is not None)
+    assert request.plan is not None
+    for step in request.plan.steps:
+        step.check()
+
+
+def operational_options(request: BuildRequest) -> dict[str, Any]:
+    """How the build ran (not fingerprinted): follow-up commands such as `retry` and `translate run` reuse
+    these. The image stage's operational options, and each text step's."""
+    assert request.plan is not None
+    steps = {
+        step.name: {f.name: getattr(step, f.name) for f in fields(step) if is_operational(f)}
+        for step in request.plan.steps
+    }
+    recorded: dict[str, Any] = {"steps": {name: values for name, values in steps.items() if values}}
+    if request.images is not None:
+        recorded["images"] = {
+            f.name: getattr(request.images, f.name) for f in fields(request.images) if is_operational(f)
+        }
+    return recorded
 
 
 def run_build(request: BuildRequest) -> dict[str, Any]:
     """Run (or resume) a build; returns the final manifest."""
     out = request.out
-    filters = make_filters(request.filters, request.filter_context())  # fails early on a bad spec
-    config = request.config(filters)
+    assert request.plan is not None
+    config = request.config()
     manifest = _open_manifest(out, config, request.overwrite)
     manifest["sources"] = {request.builder.info.name: asdict(request.builder.info)}
-    work = out / WORK_DIR
+    manifest["operational"] = operational_options(request)
+    paths = BuildLayout(out)
+    work = paths.work
     if not manifest["stages"]["text"]["done"]:
         started = time.monotonic()
-        manifest["counts"]["text"] = run_text_stage(
-            request.builder,
-            FilterChain(filters),
-            request.filters,
-            request.filter_context(),
-            out,
-            work,
-            request.executor,
-        )
+        manifest["counts"]["text"] = run_text_stage(request.builder, request.plan, out, work, request.executor)
         _finish_stage(out, manifest, "text", started)
     if request.images is not None and not manifest["stages"]["images"]["done"]:
         started = time.monotonic()
-        manifest["counts"]["images"] = run_image_stage(out / "captions", out, work / "images", request.images)
+        manifest["counts"]["images"] = run_image_stage(paths.captions, out, work / "images", request.images)
         _finish_stage(out, manifest, "images", started)
     shutil.rmtree(work, ignore_errors=True)
     write_card(out)
@@ -96,17 +112,19 @@ def _open_manifest(out: Path, config: dict[str, Any], overwrite: bool) -> dict[s
     digest = fingerprint(config)
     if overwrite:
         clear_build(out)
-    elif existing is not None and existing.get("fingerprint") != digest:
+    elif existing is not None and not _accepts(existing, digest) and not incomplete_build(out):
         raise BuildConflictError(
             f"{out} holds a build made with another configuration (fingerprint {existing.get('fingerprint')}, "
             f"this one {digest}). Re-run with --overwrite to replace it, or choose another --out."
         )
-    elif existing is None and any(p.name in OWNED_PATHS for p in out.iterdir()):
+    elif existing is None and BuildLayout(out).holds_outputs():
         raise BuildConflictError(
             f"{out} holds build outputs but no manifest.json. Re-run with --overwrite to replace them."
         )
-    elif existing is not None:
+    elif existing is not None and _accepts(existing, digest):
         return existing
+    else:
+        clear_build(out)  # an earlier build that never finished its text stage and wrote nothing else
     manifest = {
         "capbuild": __version__,
         "fingerprint": digest,
@@ -120,15 +138,29 @@ def _open_manifest(out: Path, config: dict[str, Any], overwrite: bool) -> dict[s
     return manifest
 
 
+def _accepts(manifest: dict[str, Any], digest: str) -> bool:
+    """Whether a build with this fingerprint continues the manifest's build (`translate run` records the
+    fingerprints of the commands that may continue it under `accepts`)."""
+    return digest in (manifest.get("fingerprint"), *manifest.get("accepts", []))
+
+
 def _finish_stage(out: Path, manifest: dict[str, Any], stage: str, started: float) -> None:
     manifest["stages"][stage] = {"done": True, "seconds": round(time.monotonic() - started, 2)}
     save_manifest(out, manifest)
 
 
+def incomplete_build(out: Path) -> bool:
+    """Whether OUT holds only the manifest (and work files) of a build whose text stage never completed:
+    a corrected command may reuse such a folder without --overwrite."""
+    manifest = load_manifest(out)
+    if manifest is None or manifest.get("kind") == "mixture":
+        return False
+    return not manifest.get("stages", {}).get("text", {}).get("done") and not BuildLayout(out).holds_outputs()
+
+
 def clear_build(out: Path) -> None:
     """Remove what a capbuild build writes in OUT (and nothing else)."""
-    for name in OWNED_PATHS:
-        path = out / name
+    for path in BuildLayout(out).owned():
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():

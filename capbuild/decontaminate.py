@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from capbuild.errors import ConfigError
 from capbuild.filters.decontaminate import (
     FILTER_NAME,
     IMAGE_REF,
@@ -54,7 +55,7 @@ def decontaminate_build(out: Path, against: Sequence[str | Path], show_progress:
     image_ref files); returns the manifest records, one per set."""
     manifest = load_manifest(out)
     if manifest is None or not manifest.get("stages", {}).get("text", {}).get("done"):
-        raise ValueError(f"{out} is not a finished capbuild build (its caption stage is not done)")
+        raise ConfigError(f"{out} is not a finished capbuild build (its caption stage is not done)")
     sets = load_eval_sets(against)
     digest = sets_digest(sets)
     parts = part_files(out / "captions")
@@ -91,7 +92,7 @@ def rejected_path(rejected: Path, part: Path, digest: str) -> Path:
 def _decontaminate_part(part: Path, rejected: Path, sets: Sequence[EvalSet], digest: str) -> None:
     table = pq.read_table(part)
     if IMAGE_REF not in table.column_names:
-        raise ValueError(f"{part} has no image_ref column: rebuild the build with this capbuild version first")
+        raise ConfigError(f"{part} has no image_ref column: rebuild the build with this capbuild version first")
     mask = overlap_mask(table, sets)
     if not pc.any(mask).as_py():
         return

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    from capbuild.build import BuildRequest
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (240, 210, 40)}
 SHAPES = ("circle", "square", "triangle")
@@ -61,3 +65,20 @@ def write_sample_coco(folder: Path) -> tuple[Path, Path]:
         encoding="utf-8",
     )
     return captions_file, images_dir
+
+
+def demo_request(out: Path) -> BuildRequest:
+    """The demo's build: the sample COCO files, two filters, small images and shards."""
+    from capbuild.build import BuildRequest
+    from capbuild.builders.coco import CocoBuilder
+    from capbuild.images.options import ImageOptions
+    from capbuild.stages.text.plan import make_plan
+
+    captions_file, images_dir = write_sample_coco(out / "sample-input")
+    return BuildRequest(
+        builder=CocoBuilder(lang="en", inputs=[str(captions_file)], image_dirs=[images_dir]),
+        out=out,
+        plan=make_plan("en", ["len=3..30", "dedup"]),
+        images=ImageOptions(image_size=64, shard_size=10, threads=4),
+        overwrite=True,
+    )

@@ -9,7 +9,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-MANIFEST_NAME = "manifest.json"
+from capbuild.atomic import write_json_atomic
+from capbuild.errors import InputError
+from capbuild.layout import MANIFEST, BuildLayout
+
+MANIFEST_NAME = MANIFEST
 TRACKED_PACKAGES = (
     "capbuild",
     "pyarrow",
@@ -42,7 +46,7 @@ def package_versions() -> dict[str, str]:
 
 
 def manifest_path(out: Path) -> Path:
-    return out / MANIFEST_NAME
+    return BuildLayout(out).manifest
 
 
 def load_manifest(out: Path) -> dict[str, Any] | None:
@@ -54,7 +58,12 @@ def load_manifest(out: Path) -> dict[str, Any] | None:
 
 def save_manifest(out: Path, manifest: dict[str, Any]) -> None:
     """Write atomically so that a kill never leaves a half-written manifest."""
-    path = manifest_path(out)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(manifest_path(out), manifest)
+
+
+def require_manifest(out: Path) -> dict[str, Any]:
+    """The manifest of build folder `out`; an InputError when it holds none."""
+    manifest = load_manifest(out)
+    if manifest is None:
+        raise InputError(f"{out} holds no {MANIFEST_NAME}: is it a capbuild build folder (a build's --out)?")
+    return manifest

@@ -14,15 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from capbuild.build import OWNED_PATHS, WORK_DIR, BuildConflictError
-from capbuild.manifest import MANIFEST_NAME
+from capbuild.atomic import atomic_path
+from capbuild.errors import BuildConflictError, InputError
+from capbuild.layout import MANIFEST, OWNED, WORK
 
 
 def cache_root() -> Path:
@@ -57,14 +60,14 @@ def local_inputs(inputs: list[str], cache: Path | None = None) -> list[Path]:
             continue
         matches = sorted(fs.glob(path)) if magic else [path]
         if not matches:
-            raise FileNotFoundError(f"--input {location!r} matches no file")
+            raise InputError(f"input {location!r} matches no file")
         if isinstance(fs, LocalFileSystem):
             paths.extend(Path(m) for m in matches)
             continue
         for match in matches:
             files = sorted(fs.find(match)) if fs.isdir(match) else [match]
             if not files:
-                raise FileNotFoundError(f"--input {location!r}: {match} holds no file")
+                raise InputError(f"input {location!r}: {match} holds no file")
             paths.extend(_fetch(fs, f, cache) for f in files)
     return paths
 
@@ -76,10 +79,8 @@ def _fetch(fs: fsspec.AbstractFileSystem, path: str, cache: Path) -> Path:
     size = fs.size(path)
     if target.exists() and (size is None or target.stat().st_size == size):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fs.get_file(path, str(tmp))
-    tmp.replace(target)
+    with atomic_path(target) as tmp:
+        fs.get_file(path, str(tmp))
     return target
 
 
@@ -91,7 +92,7 @@ def build_folder(out: str, overwrite: bool = False) -> Iterator[Path]:
         yield local_path(out)
         return
     fs, root = fsspec.core.url_to_fs(out)
-    mirror = cache_root() / "builds" / hashlib.sha256(out.rstrip("/").encode()).hexdigest()[:16]
+    mirror = _mirror(out)
     mirror.mkdir(parents=True, exist_ok=True)
     _check_remote(fs, root, mirror, out, overwrite)
     yield mirror
@@ -99,11 +100,11 @@ def build_folder(out: str, overwrite: bool = False) -> Iterator[Path]:
 
 
 def _check_remote(fs: fsspec.AbstractFileSystem, root: str, mirror: Path, out: str, overwrite: bool) -> None:
-    remote_manifest = f"{root.rstrip('/')}/{MANIFEST_NAME}"
+    remote_manifest = f"{root.rstrip('/')}/{MANIFEST}"
     if overwrite or not fs.exists(remote_manifest):
         return
     remote = json.loads(fs.cat_file(remote_manifest))
-    local = mirror / MANIFEST_NAME
+    local = mirror / MANIFEST
     if not local.exists() or json.loads(local.read_text())["fingerprint"] != remote.get("fingerprint"):
         raise BuildConflictError(
             f"{out} holds a build (fingerprint {remote.get('fingerprint')}) that this machine's mirror "
@@ -118,7 +119,7 @@ def upload_build(local: Path, out: str) -> None:
     root = root.rstrip("/")
     fs.makedirs(root, exist_ok=True)
     # The manifest goes last: a remote folder with a manifest holds every output it lists.
-    for name in sorted((n for n in OWNED_PATHS if n != WORK_DIR), key=lambda n: n == MANIFEST_NAME):
+    for name in sorted((n for n in OWNED if n != WORK), key=lambda n: n == MANIFEST):
         target = f"{root}/{name}"
         if fs.exists(target):
             fs.rm(target, recursive=True)
@@ -127,3 +128,45 @@ def upload_build(local: Path, out: str) -> None:
             fs.put(str(source), target, recursive=True)
         elif source.exists():
             fs.put_file(str(source), target)
+
+
+def read_manifest(out: str) -> dict[str, Any]:
+    """The manifest of the build at `out` (path or URL), read where it is."""
+    fs, root = fsspec.core.url_to_fs(str(out))
+    path = f"{root.rstrip('/')}/{MANIFEST}"
+    if not fs.exists(path):
+        raise InputError(f"{out} holds no {MANIFEST}: is it a capbuild build folder (a build's --out)?")
+    return json.loads(fs.cat_file(path))
+
+
+@contextmanager
+def existing_build(out: str | Path, upload: bool = False) -> Iterator[Path]:
+    """A finished or resumable build, as the local folder to read: `out` itself when local; for a URL, the
+    local mirror, refreshed from `out` when it differs (and uploaded back after the block with `upload`)."""
+    out = str(out)
+    manifest = read_manifest(out)
+    if not is_remote(out):
+        yield local_path(out)
+        return
+    fs, root = fsspec.core.url_to_fs(out)
+    root = root.rstrip("/")
+    mirror = _mirror(out)
+    local = mirror / MANIFEST
+    if not local.exists() or json.loads(local.read_text(encoding="utf-8")) != manifest:
+        for name in OWNED:
+            target = mirror / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        mirror.mkdir(parents=True, exist_ok=True)
+        for name in OWNED:
+            if name != WORK and fs.exists(f"{root}/{name}"):
+                fs.get(f"{root}/{name}", str(mirror / name), recursive=True)
+    yield mirror
+    if upload:
+        upload_build(mirror, out)
+
+
+def _mirror(out: str) -> Path:
+    return cache_root() / "builds" / hashlib.sha256(out.rstrip("/").encode()).hexdigest()[:16]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from capbuild.atomic import atomic_path
 
 BASE_FIELDS: list[pa.Field] = [
     pa.field("key", pa.string(), nullable=False),
@@ -21,20 +23,12 @@ BASE_FIELDS: list[pa.Field] = [
     pa.field("captions", pa.list_(pa.string())),
     pa.field("lang", pa.string()),
     pa.field("caption_orig", pa.string()),
+    # The source-language `captions` of a translated row (what was translated); null for a row
+    # whose `captions` are as the source had them.
+    pa.field("captions_orig", pa.list_(pa.string())),
     pa.field("lang_orig", pa.string()),
     pa.field("meta", pa.string()),
 ]
-
-# Scores that filters compute and keep in the table (and in every shard's KEY.json).
-# A filter names its column here so that the schema stays defined in this one module.
-SCORE_FIELDS: dict[str, pa.DataType] = {
-    "word_count": pa.int32(),
-    "propn_ratio": pa.float32(),
-    "lang_detected": pa.string(),
-    "lang_score": pa.float32(),
-    # The source-language `captions` of a translated row (capbuild.translate).
-    "captions_orig": pa.list_(pa.string()),
-}
 
 # Columns that only rejected rows carry: which filter dropped the row, and the value that failed.
 REJECT_FIELDS: list[pa.Field] = [pa.field("filter", pa.string()), pa.field("filter_value", pa.string())]
@@ -48,19 +42,25 @@ def make_key(source: str, source_id: str) -> str:
     return digest.hexdigest()
 
 
-def caption_schema(score_columns: Iterable[str] = ()) -> pa.Schema:
-    """The caption-table schema with the given score columns appended (in SCORE_FIELDS order)."""
-    wanted = set(score_columns)
-    unknown = wanted - SCORE_FIELDS.keys()
-    if unknown:
-        raise ValueError(f"unknown score columns {sorted(unknown)}; declare them in capbuild.table.SCORE_FIELDS")
-    scores = [pa.field(name, dtype) for name, dtype in SCORE_FIELDS.items() if name in wanted]
-    return pa.schema(BASE_FIELDS + scores)
+def caption_schema(scores: Mapping[str, pa.DataType] | None = None) -> pa.Schema:
+    """The caption-table schema with the score columns the text stage's steps declare appended
+    (see capbuild.stages.text.plan.Plan.scores)."""
+    base = {f.name for f in BASE_FIELDS}
+    clash = base.intersection(scores or {})
+    if clash:
+        raise ValueError(f"score columns {sorted(clash)} would replace base columns of the caption table")
+    return pa.schema(BASE_FIELDS + [pa.field(name, dtype) for name, dtype in (scores or {}).items()])
 
 
-def rejected_schema(score_columns: Iterable[str] = ()) -> pa.Schema:
+def rejected_schema(scores: Mapping[str, pa.DataType] | None = None) -> pa.Schema:
     """The schema of rejected/ parts: the caption table plus filter name and failing value."""
-    return pa.schema(list(caption_schema(score_columns)) + REJECT_FIELDS)
+    return pa.schema(list(caption_schema(scores)) + REJECT_FIELDS)
+
+
+def score_fields(schema: pa.Schema) -> dict[str, pa.DataType]:
+    """The score columns of a caption table or rejected part (what is neither base nor reject field)."""
+    fixed = {f.name for f in BASE_FIELDS} | {f.name for f in REJECT_FIELDS}
+    return {f.name: f.type for f in schema if f.name not in fixed}
 
 
 def make_row(
@@ -72,10 +72,12 @@ def make_row(
     image_url: str | None,
     split: str | None = None,
     caption_orig: str | None = None,
+    captions_orig: list[str] | None = None,
     lang_orig: str | None = None,
     meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One caption-table row. `caption` is the first of `captions`; originals default to it."""
+    """One caption-table row. `caption` is the first of `captions`; `caption_orig` and `lang_orig`
+    default to it and `lang`, `captions_orig` to null (the captions are the source's own)."""
     caption = captions[0] if captions else ""
     return {
         "key": make_key(source, source_id),
@@ -87,6 +89,7 @@ def make_row(
         "captions": list(captions),
         "lang": lang,
         "caption_orig": caption if caption_orig is None else caption_orig,
+        "captions_orig": None if captions_orig is None else list(captions_orig),
         "lang_orig": lang if lang_orig is None else lang_orig,
         "meta": json.dumps(meta or {}, ensure_ascii=False, sort_keys=True),
     }
@@ -115,11 +118,9 @@ def part_path(folder: Path, index: int) -> Path:
 
 def write_part(table: pa.Table, folder: Path, index: int) -> Path:
     """Write one parquet part atomically (temporary file, then rename)."""
-    folder.mkdir(parents=True, exist_ok=True)
     path = part_path(folder, index)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return path
 
 

@@ -4,35 +4,36 @@ or a build while it runs) and logs what it does; a COCO file with varied caption
 
 `--filter slow_test=SECONDS:LOGDIR` sleeps SECONDS per batch, drops captions whose length is a
 multiple of 5, writes LOGDIR/pids/PID when a process builds it and one line per batch to
-LOGDIR/batches.log ("PID FIRST_KEY ROWS").
+LOGDIR/batches.log ("PID FIRST_KEY ROWS"). `--filter kill_once_test=1:DIR` kills the first worker
+that reaches its second batch, once (see KillOnceTestFilter).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow as pa
 
-from capbuild.filters.base import Filter, FilterContext, FilterResult, register_filter
+from capbuild.filters.base import FilterResult, Runner
+from capbuild.options import opt
+from capbuild.stages.text.options import TextOptions
+from capbuild.stages.text.steps import Filter, register_step
 
 
-@register_filter
-class SlowTestFilter(Filter):
+class SlowTestFilter(Runner):
     name = "slow_test"
 
     def __init__(self, seconds: float, log_dir: Path) -> None:
-        self.seconds, self.log_dir, self.spec = seconds, log_dir, f"{seconds}:{log_dir}"
+        self.seconds, self.log_dir = seconds, log_dir
         (log_dir / "pids").mkdir(parents=True, exist_ok=True)
         (log_dir / "pids" / str(os.getpid())).touch()
-
-    @classmethod
-    def from_spec(cls, arg: str | None, context: FilterContext) -> SlowTestFilter:
-        seconds, _, log_dir = (arg or "").partition(":")
-        return cls(float(seconds), Path(log_dir))
 
     def apply(self, batch: pa.Table) -> FilterResult:
         time.sleep(self.seconds)
@@ -42,16 +43,76 @@ class SlowTestFilter(Filter):
             log.write(f"{os.getpid()} {first} {len(batch)}\n")
         return FilterResult(batch, [n % 5 != 0 for n in lengths], lengths)
 
+
+@register_step
+@dataclass(frozen=True)
+class SlowTest(Filter):
+    name: ClassVar[str] = "slow_test"
+    seconds: float = field(default=0.0, metadata=opt("Seconds to sleep per batch."))
+    log_dir: str = field(default="", metadata=opt("Folder of the pid files and the batch log."))
+
+    @classmethod
+    def from_spec(cls, arg: str | None, lang: str, options: TextOptions) -> SlowTest:
+        seconds, _, log_dir = (arg or "").partition(":")
+        return cls(float(seconds), log_dir)
+
+    def build(self) -> SlowTestFilter:
+        return SlowTestFilter(self.seconds, Path(self.log_dir))
+
     def describe(self) -> str:
-        return f"{self.name}={self.spec}"
+        return f"{self.name}={self.seconds}:{self.log_dir}"
 
 
-@register_filter
-class GpuTestFilter(SlowTestFilter):
+@register_step
+@dataclass(frozen=True)
+class GpuTest(SlowTest):
     """slow_test asking for a GPU: on a cluster without one, the Ray executor gives it CPU actors."""
 
-    name = "gpu_test"
-    uses_gpu = True
+    name: ClassVar[str] = "gpu_test"
+
+    @property
+    def uses_gpu(self) -> bool:
+        return True
+
+
+class KillOnceTestFilter(Runner):
+    """Keeps every row. Armed (`kill_once_test=1:DIR`), the first process to reach its second batch
+    kills itself with SIGKILL in the middle of the translation segment, once per DIR (it records
+    its pid in DIR/killed first): a worker death at a known point, with no timing involved."""
+
+    name = "kill_once_test"
+
+    def __init__(self, armed: bool, folder: Path) -> None:
+        self.armed, self.folder, self.batches = armed, folder, 0
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        self.batches += 1
+        if self.armed and self.batches == 2:
+            try:
+                marker = os.open(self.folder / "killed", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                marker = None
+            if marker is not None:
+                os.write(marker, str(os.getpid()).encode())
+                os.close(marker)
+                os.kill(os.getpid(), signal.SIGKILL)
+        return FilterResult(batch, [True] * len(batch), [""] * len(batch))
+
+
+@register_step
+@dataclass(frozen=True)
+class KillOnceTest(Filter):
+    name: ClassVar[str] = "kill_once_test"
+    armed: bool = field(default=False, metadata=opt("Kill the first worker at its second batch.", operational=True))
+    folder: str = field(default="", metadata=opt("Folder of the 'killed' marker.", operational=True))
+
+    @classmethod
+    def from_spec(cls, arg: str | None, lang: str, options: TextOptions) -> KillOnceTest:
+        armed, _, folder = (arg or "").partition(":")
+        return cls(armed == "1", folder)
+
+    def build(self) -> KillOnceTestFilter:
+        return KillOnceTestFilter(self.armed, Path(self.folder))
 
 
 def logged_batches(log_dir: Path) -> list[tuple[int, str, int]]:
@@ -93,9 +154,9 @@ def write_varied_coco(path: Path, images: int) -> Path:
 
 
 if __name__ == "__main__":
-    import capbuild.text_stage
+    import capbuild.stages.text.stage
     from capbuild.cli import main
 
-    capbuild.text_stage.TEXT_BATCH_ROWS = int(os.environ.get("CAPBUILD_TEST_BATCH_ROWS", "20000"))
+    capbuild.stages.text.stage.TEXT_BATCH_ROWS = int(os.environ.get("CAPBUILD_TEST_BATCH_ROWS", "20000"))
     sys.argv[0] = "capbuild"
     main()

@@ -11,17 +11,19 @@ from capbuild.build import BuildConflictError, BuildRequest, run_build
 from capbuild.builders.coco import CocoBuilder
 from capbuild.filters.text import clean_text
 from capbuild.images.stage import ImageOptions
+from capbuild.stages.text.plan import make_plan
+from capbuild.stages.text.records import plan_specs
 
 pytestmark = pytest.mark.slow
 
 
-def _coco_request(realdata: Path, out: Path, **kwargs) -> BuildRequest:
+def _coco_request(realdata: Path, out: Path, filters: tuple[str, ...] = ("dedup",), **kwargs) -> BuildRequest:
     coco = realdata / "images" / "coco"
     builder = CocoBuilder(
         inputs=[coco / "captions_train2017.subset.json", coco / "captions_val2017.subset.json"],
         image_dirs=[coco / "train2017", coco / "val2017"],
     )
-    defaults = {"filters": ["dedup"], "images": ImageOptions(image_size=64, shard_size=8, threads=4)}
+    defaults = {"plan": make_plan("en", filters), "images": ImageOptions(image_size=64, shard_size=8, threads=4)}
     return BuildRequest(builder=builder, out=out, **{**defaults, **kwargs})
 
 
@@ -120,7 +122,7 @@ def test_a_finished_build_reruns_as_a_no_op_and_another_config_is_refused(coco_b
 def test_overwrite_replaces_a_build(realdata, tmp_path):
     run_build(_coco_request(realdata, tmp_path, images=None))
     manifest = run_build(_coco_request(realdata, tmp_path, filters=["len=12.."], images=None, overwrite=True))
-    assert manifest["config"]["filters"] == ["clean", "unique_key", "len=12.."]
+    assert plan_specs(manifest) == ["clean", "unique_key", "len=12.."]
     rejected = pq.read_table(tmp_path / "rejected")
     assert set(rejected["filter"].to_pylist()) == {"len"}
     assert all(int(v) < 12 for v in rejected["filter_value"].to_pylist())

@@ -82,7 +82,8 @@ def test_real_lines_over_http_then_retry(realdata, tmp_path):
         tsv = tmp_path / "Validation_GCC-1.1.0-Validation.tsv"
         tsv.write_text("".join(f"{c}\t{base}/{i}.jpg\n" for i, (c, _) in enumerate(lines)), encoding="utf-8")
         build = runner.invoke(app, ["cc", "--input", str(tsv), "--out", str(out), "--image-size", "32",
-                                    "--shard-size", "5", "--threads", "4", "--timeout", "1"])  # fmt: skip
+                                    "--shard-size", "5", "--threads", "4", "--timeout", "1",
+                                    "--user-agent", "capbuild-test-bot"])  # fmt: skip
         assert build.exit_code == 0, build.output
         first = json.loads((out / "manifest.json").read_text())["counts"]["images"]
         first_samples = _samples(out)
@@ -103,6 +104,8 @@ def test_real_lines_over_http_then_retry(realdata, tmp_path):
     images = json.loads((out / "manifest.json").read_text())["counts"]["images"]
     record = images["retries"][0]
     assert record["attempted"] == 4 and record["recovered"] == 2
+    # The retry fetched as the build did: its user agent and threads, with the timeout given again.
+    assert record["options"]["user_agent_token"] == "capbuild-test-bot" and record["options"]["threads"] == 4
     assert record["after"] == {"success": len(good), "failed": {**permanent, "http_500": 1, "timeout": 1}}
     assert images["success"] == len(good) and images["failed"] == record["after"]["failed"]
     assert sorted(_samples(out)) == sorted(f"{i}.jpg" for i in good)

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from capbuild.builders.coco import CocoBuilder
+from capbuild.errors import CapbuildError
 
 
 def _rows(**kwargs):
@@ -152,8 +153,8 @@ def test_karpathy_file_sets_the_split_of_translated_captions(tmp_path):
 def test_not_a_coco_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"foo": 1}')
-    with pytest.raises(ValueError, match="not a COCO captions file"):
+    with pytest.raises(CapbuildError, match="not a COCO captions file"):
         _rows(inputs=[bad])
     bad.write_bytes(b"\xff\xfe garbage")
-    with pytest.raises(ValueError, match="not valid UTF-8 JSON"):
+    with pytest.raises(CapbuildError, match="not valid UTF-8 JSON"):
         _rows(inputs=[bad])

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from capbuild.builders.flickr8k import Flickr8kBuilder, parse_token_file
+from capbuild.errors import CapbuildError
 
 
 def _build(**kwargs):
@@ -86,9 +87,9 @@ def test_self_made_quirks(tmp_path):
 
 
 def test_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="--images"):
+    with pytest.raises(CapbuildError, match="--images"):
         Flickr8kBuilder(inputs=[tmp_path])
-    with pytest.raises(ValueError, match="--captions"):
+    with pytest.raises(CapbuildError, match="--captions"):
         Flickr8kBuilder(inputs=[tmp_path], image_dirs=[tmp_path], lang="ar")
-    with pytest.raises(ValueError, match=r"no Flickr8k\.token\.txt"):
+    with pytest.raises(CapbuildError, match=r"no Flickr8k\.token\.txt"):
         _build(inputs=[tmp_path], image_dirs=[tmp_path])

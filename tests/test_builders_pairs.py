@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from capbuild.builders.pairs import PairsBuilder
+from capbuild.errors import CapbuildError
 
 
 def test_clip_italian_jsonl(realdata, tmp_path):
@@ -85,12 +86,12 @@ def test_jsonl_with_a_broken_line_and_a_headerless_tsv(tmp_path):
 
 
 def test_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="exactly one of --url-col"):
+    with pytest.raises(CapbuildError, match="exactly one of --url-col"):
         PairsBuilder(lang="it", inputs=["x.csv"])
     path = tmp_path / "t.csv"
     path.write_text("image,text\nhttps://ex.org/1.jpg,uno\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="no column 'url'"):
+    with pytest.raises(CapbuildError, match="no column 'url'"):
         list(PairsBuilder(lang="it", inputs=[str(path)], url_col="url", caption_col="text").rows())
     (tmp_path / "t.xlsx").write_bytes(b"PK")
-    with pytest.raises(ValueError, match="--format"):
+    with pytest.raises(CapbuildError, match="--format"):
         list(PairsBuilder(lang="it", inputs=[str(tmp_path / "t.xlsx")], url_col="url").rows())

@@ -10,7 +10,10 @@ import webdataset as wds
 
 from capbuild.build import BuildRequest, run_build
 from capbuild.builders.wap import WapBuilder
+from capbuild.errors import CapbuildError
 from capbuild.images.stage import ImageOptions
+from capbuild.stages.text.plan import make_plan
+from capbuild.stages.text.records import counts_by_spec
 from tests.http_server import Behaviour, serve
 from tests.images import jpeg_bytes
 
@@ -61,9 +64,9 @@ def test_headerless_caption_url_layout(tmp_path):
 def test_other_csv_is_refused(tmp_path):
     path = tmp_path / "other.csv"
     path.write_text("a,b\n1,2\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="capbuild pairs"):
+    with pytest.raises(CapbuildError, match="capbuild pairs"):
         list(WapBuilder(inputs=[str(path)]).rows())
-    with pytest.raises(ValueError, match="Arabic"):
+    with pytest.raises(CapbuildError, match="Arabic"):
         WapBuilder(lang="it", inputs=[str(path)])
 
 
@@ -79,7 +82,7 @@ def test_wap_build_over_http_with_arabic_preprocessing(tmp_path):
         request = BuildRequest(
             WapBuilder(inputs=[str(path)]),
             tmp_path / "out",
-            filters=["ar-normalize", "ar-min-tokens=3"],
+            plan=make_plan("ar", ["ar-normalize", "ar-min-tokens=3"]),
             images=ImageOptions(image_size=32, shard_size=10, threads=4),
         )
         manifest = run_build(request)
@@ -90,6 +93,6 @@ def test_wap_build_over_http_with_arabic_preprocessing(tmp_path):
         "صورة لجسر Golden Gate في سان فرانسيسكو",
     ]
     text = manifest["counts"]["text"]
-    assert text["filters"]["ar-min-tokens=3"] == {"in": 5, "kept": 3, "dropped": 2}
+    assert counts_by_spec(text)["ar-min-tokens=3"] == {"in": 5, "kept": 3, "dropped": 2, "errors": 0}
     assert text["builder"]["skipped"] == {"mime image/svg+xml": 1}
     assert manifest["sources"]["wap"]["license"] == "cc-by-sa-4.0"

@@ -31,6 +31,8 @@ from capbuild.cli import app
 from capbuild.demo import write_sample_coco
 from capbuild.images.stage import ImageOptions
 from capbuild.manifest import load_manifest
+from capbuild.stages.text.plan import make_plan
+from capbuild.stages.text.records import counts_by_spec, plan_specs
 from capbuild.table import read_parts
 
 pytestmark = pytest.mark.slow
@@ -48,7 +50,7 @@ def coco_build(realdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         image_dirs=[coco / "train2017", coco / "val2017"],
     )
     images = ImageOptions(image_size=64, shard_size=5, threads=4)
-    run_build(BuildRequest(builder=builder, out=out, filters=["len=3..12", "dedup"], images=images))
+    run_build(BuildRequest(builder=builder, out=out, plan=make_plan("en", ["len=3..12", "dedup"]), images=images))
     return out
 
 
@@ -60,7 +62,7 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = folder / "shapes-en"
     builder = CocoBuilder(lang="en", inputs=[captions], image_dirs=[images_dir])
     images = ImageOptions(image_size=48, shard_size=10, threads=4)
-    run_build(BuildRequest(builder=builder, out=out, filters=["len=3..30", "dedup"], images=images))
+    run_build(BuildRequest(builder=builder, out=out, plan=make_plan("en", ["len=3..30", "dedup"]), images=images))
     return out
 
 
@@ -70,7 +72,7 @@ def captions_only_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     captions, images_dir = write_sample_coco(folder / "input")
     out = folder / "shapes-text"
     builder = CocoBuilder(lang="en", inputs=[captions], image_dirs=[images_dir])
-    run_build(BuildRequest(builder=builder, out=out, filters=["len=3..30"], images=None))
+    run_build(BuildRequest(builder=builder, out=out, plan=make_plan("en", ["len=3..30"]), images=None))
     return out
 
 
@@ -127,16 +129,17 @@ def test_card_counts_equal_the_manifest(coco_build: Path) -> None:
     assert source["source"] == "coco"
     assert int(source["rows read"]) == text["source_rows"] == 25
     assert int(source["kept"]) == text["captions"]
-    for spec, counts in text["filters"].items():
+    for spec, counts in counts_by_spec(text).items():
         assert int(source[f"dropped by {spec}"]) == counts["dropped"]
     assert int(source["dropped by len=3..12"]) > 0, "the fixture's len filter drops real captions"
     assert int(source["images fetched"]) == images["success"]
-    filters = {row["filter"].strip("`"): row for row in markdown_table(card, "filter")}
-    assert list(filters) == manifest["config"]["filters"]
-    for spec, counts in text["filters"].items():
-        assert [int(filters[spec][k]) for k in ("in", "kept", "dropped")] == [
-            counts[k] for k in ("in", "kept", "dropped")
+    filters = {row["step"].strip("`"): row for row in markdown_table(card, "step")}
+    assert list(filters) == plan_specs(manifest)
+    for spec, counts in counts_by_spec(text).items():
+        assert [int(filters[spec][k]) for k in ("in", "kept", "dropped", "errors")] == [
+            counts[k] for k in ("in", "kept", "dropped", "errors")
         ]
+    assert [row["kind"] for row in filters.values()] == ["rewriter", "filter", "filter", "filter"]
     sizes = json.loads((coco_build / "shards" / "sizes.json").read_text())
     for row in markdown_table(card, "split"):
         assert int(row["samples (images)"]) == sum(sizes[s] for s in images["splits"][row["split"]])
@@ -317,7 +320,7 @@ def test_html_report_is_self_contained_and_shows_every_filter(demo_build: Path, 
     page.feed(path.read_text(encoding="utf-8"))
     page.close()
     manifest = load_manifest(demo_build)
-    assert page.filters == manifest["config"]["filters"]
+    assert page.filters == plan_specs(manifest)
     assert page.reasons == list(manifest["counts"]["images"]["failed"]) == ["missing_file"]
     assert page.links == []
     assert len(page.images) >= 8 + 2, "8 kept samples and thumbnails of the dropped rows' local images"
@@ -347,7 +350,7 @@ def test_inspect_without_html_prints_a_summary(demo_build: Path) -> None:
     result = run_cli("inspect", str(demo_build))
     assert result.exit_code == 0, result.output
     manifest = load_manifest(demo_build)
-    for spec in manifest["config"]["filters"]:
+    for spec in plan_specs(manifest):
         assert spec in result.output
     assert "missing_file" in result.output
     assert f"{manifest['counts']['images']['success']} samples" in result.output

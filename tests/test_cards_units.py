@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import braceexpand
+import pyarrow as pa
 import pytest
 
 from capbuild.cards.card import license_metadata, make_card, md_table, size_category
@@ -91,7 +92,7 @@ def test_caption_stats_read_part_by_part(tmp_path: Path) -> None:
             "propn_ratio": propn,
         }
 
-    schema = caption_schema(["propn_ratio"])
+    schema = caption_schema({"propn_ratio": pa.float32()})
     write_part(rows_to_table([row("un gatto nero", "train", 0.0), row("Roma", "train", 1.0)], schema), tmp_path, 0)
     write_part(
         rows_to_table([row("un gatto nero", "val", None, True), row("due cani", "val", 0.5)], schema), tmp_path, 1
@@ -107,7 +108,7 @@ def test_caption_stats_read_part_by_part(tmp_path: Path) -> None:
 
 
 def test_histograms_show_propn_ratio_when_the_table_has_it(tmp_path: Path) -> None:
-    schema = caption_schema(["propn_ratio"])
+    schema = caption_schema({"propn_ratio": pa.float32()})
     rows = [
         {**make_row(source="wit", source_id=str(i), captions=[c], lang="it", image_url=None), "propn_ratio": p}
         for i, (c, p) in enumerate([("Roberto Baggio nel 1994", 0.75), ("un gatto nero", 0.0), ("Roma", None)])
@@ -128,8 +129,24 @@ def translated_wit_coco_facts(tmp_path: Path) -> BuildFacts:
         "capbuild": "0.1.0",
         "fingerprint": "feedface00000000",
         "config": {
-            "filters": ["clean", "len=3..60", translate, "mt_degenerate"],
-            "filter_options": {"translate": True, "src_lang": "en", "beam_size": 2, "mt_repetition_penalty": 1.2},
+            "plan": [
+                {"name": "clean", "kind": "rewriter", "spec": "clean", "options": {}, "scores": {}},
+                {
+                    "name": "len",
+                    "kind": "filter",
+                    "spec": "len=3..60",
+                    "options": {"minimum": 3, "maximum": 60},
+                    "scores": {"word_count": "int32"},
+                },
+                {
+                    "name": "translate",
+                    "kind": "rewriter",
+                    "spec": translate,
+                    "options": {"target_lang": "it", "beam_size": 2, "mt_repetition_penalty": 1.2},
+                    "scores": {},
+                },
+                {"name": "mt_degenerate", "kind": "filter", "spec": "mt_degenerate", "options": {}, "scores": {}},
+            ],
             "images": None,
         },
         "versions": {"python": "3.11"},
@@ -139,13 +156,36 @@ def translated_wit_coco_facts(tmp_path: Path) -> BuildFacts:
             "text": {
                 "source_rows": 10,
                 "builder": {"skipped": {}, "repaired": {}},
-                "filters": {
-                    "clean": {"in": 10, "kept": 10, "dropped": 0},
-                    "len=3..60": {"in": 10, "kept": 9, "dropped": 1},
-                    translate: {"in": 9, "kept": 9, "dropped": 0},
-                    "mt_degenerate": {"in": 9, "kept": 8, "dropped": 1},
-                },
-                "reports": {translate: {"model": "opus-mt-en-it", "rows_translated": 9, "cache_hits": 3}},
+                "steps": [
+                    {
+                        "name": "clean",
+                        "kind": "rewriter",
+                        "spec": "clean",
+                        "counts": {"in": 10, "kept": 10, "dropped": 0, "errors": 0},
+                        "report": {},
+                    },
+                    {
+                        "name": "len",
+                        "kind": "filter",
+                        "spec": "len=3..60",
+                        "counts": {"in": 10, "kept": 9, "dropped": 1, "errors": 0},
+                        "report": {},
+                    },
+                    {
+                        "name": "translate",
+                        "kind": "rewriter",
+                        "spec": translate,
+                        "counts": {"in": 9, "kept": 9, "dropped": 0, "errors": 0},
+                        "report": {"model": "opus-mt-en-it", "rows_translated": 9, "cache_hits": 3},
+                    },
+                    {
+                        "name": "mt_degenerate",
+                        "kind": "filter",
+                        "spec": "mt_degenerate",
+                        "counts": {"in": 9, "kept": 8, "dropped": 1, "errors": 0},
+                        "report": {},
+                    },
+                ],
                 "captions": 8,
                 "rejected": 2,
                 "per_source": {"coco": {"captions": 5, "rejected": 1}, "wit": {"captions": 3, "rejected": 1}},
@@ -166,7 +206,7 @@ def test_card_of_a_translated_mix_of_sources(tmp_path: Path) -> None:
     assert data.source_datasets == ["coco", "wit"]
     text = card.text
     assert "8 captions were machine-translated" in text
-    assert "| filter | `translate=it model=opus-mt-en-it@0a1b2c` |" in text
+    assert "| step | `translate=it model=opus-mt-en-it@0a1b2c` |" in text
     assert "| mt_repetition_penalty | `1.2` |" in text and "| rows_translated | `9` |" in text
     assert "mt_repetition_penalty" not in text.split("## Translation")[0], "MT options stay in their section"
     assert "| wit | cc-by-sa-3.0 | 4 | 3 | 0 | 0 | 0 | 1 |" in text

@@ -7,6 +7,7 @@ import webdataset as wds
 from typer.testing import CliRunner
 
 from capbuild.cli import app
+from capbuild.stages.text.records import counts_by_spec
 
 runner = CliRunner()
 
@@ -71,7 +72,7 @@ def test_demo_builds_shards_from_drawn_images(tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "demo/manifest.json").read_text())
     assert manifest["counts"]["images"]["failed"] == {"missing_file": 1}
-    assert manifest["counts"]["text"]["filters"]["dedup"]["dropped"] == 1
+    assert counts_by_spec(manifest["counts"]["text"])["dedup"]["dropped"] == 1
     samples = list(wds.WebDataset(sorted(str(p) for p in (tmp_path / "demo/shards").glob("*.tar")), shardshuffle=False))
     assert len(samples) == manifest["counts"]["images"]["success"] == 22
     assert any("café" in s["txt"].decode() for s in samples)

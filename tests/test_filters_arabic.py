@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from capbuild.filters.arabic import count_tokens, normalise_arabic
-from capbuild.filters.base import FilterContext, make_filter
+from capbuild.filters.base import make_filter
 from capbuild.filters.chain import FilterChain
+from capbuild.stages.text.steps import parse_step
 from capbuild.table import make_row, rows_to_table
 
 
@@ -33,8 +34,7 @@ def test_count_tokens(text, tokens):
 
 
 def test_chain_normalises_then_drops_short_arabic_captions_only():
-    context = FilterContext(lang="ar")
-    chain = FilterChain([make_filter("ar-normalize", context), make_filter("ar-min-tokens=3", context)])
+    chain = FilterChain([make_filter("ar-normalize", "ar"), make_filter("ar-min-tokens=3", "ar")])
     kept, rejected = chain.apply(
         _table(
             [
@@ -51,10 +51,10 @@ def test_chain_normalises_then_drops_short_arabic_captions_only():
         {"filter": "ar-normalize", "filter_value": "empty after normalisation"},
         {"filter": "ar-min-tokens", "filter_value": "1"},
     ]
-    assert chain.counts["ar-min-tokens=3"] == {"in": 4, "kept": 3, "dropped": 1}
+    assert chain.counts["ar-min-tokens=3"] == {"in": 4, "kept": 3, "dropped": 1, "errors": 0}
 
 
 def test_min_tokens_spec_is_checked():
     with pytest.raises(ValueError, match="whole number"):
-        make_filter("ar-min-tokens=three", FilterContext(lang="ar"))
-    assert make_filter("ar-min-tokens", FilterContext(lang="ar")).describe() == "ar-min-tokens=3"
+        make_filter("ar-min-tokens=three", "ar")
+    assert parse_step("ar-min-tokens", "ar").describe() == "ar-min-tokens=3"

@@ -1,8 +1,9 @@
 import pytest
 
-from capbuild.filters.base import FilterContext, make_filter, make_filters, parse_spec
-from capbuild.filters.chain import FilterChain
+from capbuild.filters.base import make_filter
 from capbuild.filters.text import clean_text, normalise_for_dedup
+from capbuild.stages.text.plan import make_plan
+from capbuild.stages.text.steps import parse_spec
 from capbuild.table import make_row, rows_to_table
 
 
@@ -15,7 +16,7 @@ def _table(captions):
 
 
 def _chain(*specs):
-    return FilterChain(make_filters(list(specs), FilterContext()))
+    return make_plan("en", list(specs)).chain()
 
 
 def test_clean_repairs_mojibake_composes_nfc_and_collapses_whitespace():
@@ -45,19 +46,19 @@ def test_len_keeps_the_inclusive_range_and_records_word_count():
 
 @pytest.mark.parametrize(("spec", "bounds"), [("len=3..", (3, None)), ("len=..60", (None, 60)), ("len=3..60", (3, 60))])
 def test_len_spec_forms(spec, bounds):
-    flt = make_filter(spec, FilterContext())
+    flt = make_filter(spec)
     assert (flt.minimum, flt.maximum) == bounds
 
 
 @pytest.mark.parametrize("spec", ["len", "len=..", "len=a..b", "len=9..3"])
 def test_bad_len_specs_are_clear_errors(spec):
     with pytest.raises(ValueError, match="len"):
-        make_filter(spec, FilterContext())
+        make_filter(spec)
 
 
 def test_unknown_filter_lists_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown filter 'propm'.*clean.*dedup.*len"):
-        make_filter("propm=0.8", FilterContext())
+        make_filter("propm=0.8")
 
 
 def test_dedup_drops_later_rows_and_names_the_first():
@@ -89,13 +90,13 @@ def test_normalisation_handles_arabic_punctuation():
 
 def test_chain_order_counts_and_clean_first():
     chain = _chain("len=2..", "clean", "dedup")
-    assert [f.describe() for f in chain.filters] == ["clean", "unique_key", "len=2..", "dedup"]
+    assert chain.labels == ["clean", "unique_key", "len=2..", "dedup"]
     chain.apply(_table(["x", "two words", "Two words", "", "three more words"]))
     assert chain.counts == {
-        "clean": {"in": 5, "kept": 4, "dropped": 1},
-        "unique_key": {"in": 4, "kept": 4, "dropped": 0},
-        "len=2..": {"in": 4, "kept": 3, "dropped": 1},
-        "dedup": {"in": 3, "kept": 2, "dropped": 1},
+        "clean": {"in": 5, "kept": 4, "dropped": 1, "errors": 0},
+        "unique_key": {"in": 4, "kept": 4, "dropped": 0, "errors": 0},
+        "len=2..": {"in": 4, "kept": 3, "dropped": 1, "errors": 0},
+        "dedup": {"in": 3, "kept": 2, "dropped": 1, "errors": 0},
     }
 
 

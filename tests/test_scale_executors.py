@@ -11,14 +11,18 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from extras import require_extra
 
-import capbuild.text_stage
+import capbuild.stages.text.stage
 from capbuild.build import BuildRequest, run_build
 from capbuild.builders.coco import CocoBuilder
-from capbuild.executors import ExecutorOptions
-from capbuild.filters.base import FilterContext, make_filters
-from capbuild.partitions import split_segments
+from capbuild.stages.text.executors import ExecutorOptions
+from capbuild.stages.text.plan import make_plan
+from capbuild.stages.text.records import counts_by_spec
+from capbuild.stages.text.segments import split_segments
 from tests.scale_helpers import logged_batches, write_varied_coco
+
+require_extra("scale")
 
 ray = pytest.importorskip("ray", reason="the scale extra (ray) is not installed: pip install 'capbuild[scale]'")
 
@@ -37,14 +41,14 @@ def local_ray():
 
 @pytest.fixture
 def small_partitions(monkeypatch):
-    monkeypatch.setattr(capbuild.text_stage, "TEXT_BATCH_ROWS", BATCH_ROWS)
+    monkeypatch.setattr(capbuild.stages.text.stage, "TEXT_BATCH_ROWS", BATCH_ROWS)
 
 
 def _build(tmp_path, name, executor, filters):
     captions = write_varied_coco(tmp_path / "captions.json", IMAGES)
     out = tmp_path / name
     request = BuildRequest(
-        builder=CocoBuilder(inputs=[captions]), out=out, filters=filters, images=None, executor=executor
+        builder=CocoBuilder(inputs=[captions]), out=out, plan=make_plan("en", filters), images=None, executor=executor
     )
     return out, run_build(request)
 
@@ -76,7 +80,7 @@ def _tables(out):
 
 
 def test_segments_cut_at_stateful_filters():
-    segments = split_segments(make_filters(["len=2..", "propn=0.8", "dedup"], FilterContext(lang="fr")))
+    segments = split_segments(make_plan("fr", ["len=2..", "propn=0.8", "dedup"]))
     assert [(s.start, s.stop, s.label, s.stateful) for s in segments] == [
         (0, 1, "clean", False),
         (1, 2, "unique_key", True),
@@ -98,7 +102,7 @@ def test_ray_gives_the_table_of_the_local_executor(tmp_path, local_ray, small_pa
         assert sorted(p.name for p in (on_ray / folder).iterdir()) == sorted(p.name for p in (local / folder).iterdir())
     assert ray_manifest["counts"]["text"] == local_manifest["counts"]["text"]
     # Every filter did something, so the comparison means something.
-    counts = local_manifest["counts"]["text"]["filters"]
+    counts = counts_by_spec(local_manifest["counts"]["text"])
     assert all(c["dropped"] for name, c in counts.items() if not name.startswith(("unique_key", "gpu_test")))
     assert {pid for pid, _, _ in logged_batches(tmp_path / "log")} - {os.getpid()}, "no batch ran on a Ray worker"
 
@@ -111,12 +115,13 @@ def test_pos_and_language_filters_on_ray_give_the_local_table(tmp_path, local_ra
     outs = {}
     for name, executor in (("local", ExecutorOptions("local")), ("ray", ExecutorOptions("ray", workers=2))):
         builder = CocoBuilder(lang="fr", inputs=[captions])
-        request = BuildRequest(builder=builder, out=tmp_path / name, filters=filters, images=None, executor=executor)
+        plan = make_plan("fr", filters)
+        request = BuildRequest(builder=builder, out=tmp_path / name, plan=plan, images=None, executor=executor)
         outs[name] = run_build(request)["counts"]["text"]
     for got, want in zip(_tables(tmp_path / "ray"), _tables(tmp_path / "local"), strict=True):
         assert got.equals(want)
     assert outs["ray"] == outs["local"]
-    assert all(outs["local"]["filters"][f]["dropped"] for f in filters)
+    assert all(counts_by_spec(outs["local"])[f]["dropped"] for f in filters)
     assert set(_tables(tmp_path / "ray")[0].column_names) >= {"propn_ratio", "lang_detected", "lang_score"}
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-import capbuild.text_stage
+import capbuild.stages.text.stage
 from capbuild.builders.coco import CocoBuilder
-from capbuild.filters.base import FilterContext, make_filters
-from capbuild.filters.chain import FilterChain
-from capbuild.text_stage import run_text_stage
+from capbuild.stages.text.plan import make_plan
+from capbuild.stages.text.records import counts_by_spec
+from capbuild.stages.text.stage import run_text_stage
 from tests.scale_helpers import logged_batches, write_varied_coco
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,13 +27,11 @@ def _tables(out: Path):
 
 
 def _text_stage(captions: Path, out: Path, specs: list[str]) -> dict:
-    context = FilterContext()
-    chain = FilterChain(make_filters(specs, context))
-    return run_text_stage(CocoBuilder(inputs=[captions]), chain, specs, context, out, out / ".work")
+    return run_text_stage(CocoBuilder(inputs=[captions]), make_plan("en", specs), out, out / ".work")
 
 
 def test_a_stateful_filter_resumed_mid_segment_remembers_the_finished_partitions(tmp_path, monkeypatch):
-    monkeypatch.setattr(capbuild.text_stage, "TEXT_BATCH_ROWS", BATCH_ROWS)
+    monkeypatch.setattr(capbuild.stages.text.stage, "TEXT_BATCH_ROWS", BATCH_ROWS)
     captions = write_varied_coco(tmp_path / "captions.json", IMAGES)
     specs = ["len=3..", "dedup"]
     clean = _text_stage(captions, tmp_path / "clean", specs)
@@ -46,7 +44,7 @@ def test_a_stateful_filter_resumed_mid_segment_remembers_the_finished_partitions
     (out / ".work" / "text" / "seg-03" / "kept" / "part-00009.parquet").unlink()
     resumed = _text_stage(captions, out, specs)
     assert resumed == clean
-    assert clean["filters"]["dedup"]["dropped"] > 0
+    assert counts_by_spec(clean)["dedup"]["dropped"] > 0
     for got, want in zip(_tables(out), _tables(tmp_path / "clean"), strict=True):
         assert got.equals(want)
 

@@ -9,6 +9,7 @@ from capbuild.table import (
     read_parts,
     rejected_schema,
     rows_to_table,
+    score_fields,
     write_part,
 )
 
@@ -49,16 +50,19 @@ def test_read_parts_of_an_empty_folder_is_an_empty_caption_table(tmp_path):
     assert len(read_parts(tmp_path)) == 0
 
 
-def test_score_columns_come_from_the_one_declaration():
-    schema = caption_schema(["propn_ratio", "word_count"])
-    assert schema.names[-2:] == ["word_count", "propn_ratio"]
+def test_score_columns_are_appended_in_the_order_and_types_given():
+    schema = caption_schema({"propn_ratio": pa.float32(), "word_count": pa.int32()})
+    assert schema.names[-2:] == ["propn_ratio", "word_count"]
+    assert schema.field("word_count").type == pa.int32()
+    assert "captions_orig" in caption_schema().names, "a base column, not a score"
     assert rejected_schema().names[-2:] == ["filter", "filter_value"]
-    with pytest.raises(ValueError, match="SCORE_FIELDS"):
-        caption_schema(["made_up_score"])
+    assert score_fields(rejected_schema({"lang_score": pa.float32()})) == {"lang_score": pa.float32()}
+    with pytest.raises(ValueError, match="base columns"):
+        caption_schema({"caption": pa.string()})
 
 
 def test_conform_adds_missing_columns_as_nulls():
     table = pa.table({"key": ["k"], "source": ["s"], "source_id": ["1"]})
-    conformed = conform(table, caption_schema(["word_count"]))
-    assert conformed.schema == caption_schema(["word_count"])
+    conformed = conform(table, caption_schema({"word_count": pa.int32()}))
+    assert conformed.schema == caption_schema({"word_count": pa.int32()})
     assert conformed["word_count"].to_pylist() == [None]

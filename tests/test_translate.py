@@ -8,16 +8,21 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from extras import require_extra
 from typer.testing import CliRunner
 
 from capbuild.cli import app
+from capbuild.stages.text.records import plan_specs, reports_by_spec
 from capbuild.table import read_parts
 from capbuild.translate import DecodeOptions, Translator
+from capbuild.translate.checks import judge, verdict
 from capbuild.translate.degenerate import degenerate_reason, is_loop
 from capbuild.translate.engine import cpu_thread_split, token_batches
 from capbuild.translate.langcodes import m2m100_code, nllb_code
 from capbuild.translate.model import fingerprint_model, read_model_info
 from tests.translate_models import build_marian, build_nllb, fixture_captions
+
+require_extra("translate")
 
 ctranslate2 = pytest.importorskip("ctranslate2", reason="the translate extra is not installed")
 
@@ -160,7 +165,7 @@ def test_degenerate_reasons() -> None:
     assert degenerate_reason("A dog on a beach.", "cane cane cane cane cane").startswith("loop")
     assert degenerate_reason("A dog on a beach.", "il cane il cane il cane il cane").startswith("loop")
     assert degenerate_reason("A dog.", "hhhhhhhhhhhh").startswith("loop")
-    assert degenerate_reason("A dog running on a long sandy beach.", "Cane.").startswith("length ratio")
+    assert degenerate_reason("A dog running on a long sandy beach.", "Cane.").startswith("length_ratio")
     assert degenerate_reason("Dog.", "Cane.") == ""
 
 
@@ -223,23 +228,26 @@ def test_coco_build_with_translate(marian_ct2: Path, tmp_path: Path) -> None:
         assert set(row["captions"]) <= set(expected)
         if row.get("filter"):
             assert row["filter"] == "mt_degenerate"
-            assert row["filter_value"] == degenerate_reason(row["caption_orig"], row["caption"])
+            assert row["filter_value"] == verdict(*judge(row["caption_orig"], row["caption"], "it"))
     kept = read_parts(out / "captions")
     assert len(kept)  # not every random-weight output is degenerate
     assert pq.read_schema(sorted((out / "captions").glob("*.parquet"))[0]).field("captions_orig")
 
     manifest = json.loads((out / "manifest.json").read_text())
     info = read_model_info(marian_ct2)
-    filters = manifest["config"]["filters"]
+    filters = plan_specs(manifest)
     assert filters[-2:] == [f"translate=it model={info.name}@{info.fingerprint}", "mt_degenerate"]
     assert filters.index("len=1..40") < filters.index(filters[-2])  # the user's filters run first
-    report = manifest["counts"]["text"]["reports"][filters[-2]]
+    assert [s["kind"] for s in manifest["config"]["plan"][-2:]] == ["rewriter", "filter"]
+    report = reports_by_spec(manifest["counts"]["text"])[filters[-2]]
     assert report["model_fingerprint"] == info.fingerprint
     assert report["unique"] == 29 and report["cache_hits"] == 0
 
     again = runner.invoke(app, [*args, "--out", str(tmp_path / "again")])
     assert again.exit_code == 0, again.output
-    report = json.loads((tmp_path / "again" / "manifest.json").read_text())["counts"]["text"]["reports"][filters[-2]]
+    report = reports_by_spec(json.loads((tmp_path / "again" / "manifest.json").read_text())["counts"]["text"])[
+        filters[-2]
+    ]
     assert report["cache_hits"] == 29 and report.get("model_sentences", 0) == 0
 
     rerun = runner.invoke(
@@ -265,3 +273,37 @@ def test_translate_needs_a_model_and_another_language(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--mt-model" in result.output
     result = runner.invoke(app, [*base, "--lang", "en", "--mt-model", str(tmp_path)])
     assert result.exit_code == 2 and "--src-lang" in result.output
+
+
+@pytest.mark.slow
+def test_translate_run_then_the_build_command_again_makes_the_shards(marian_ct2: Path, tmp_path: Path) -> None:
+    from pos_fixtures import write_french_coco
+
+    captions_file, images = write_french_coco(tmp_path / "input", fixture_captions(8, seed=7))
+    out, cache = tmp_path / "out", str(tmp_path / "cache")
+    build = ["coco", "--input", str(captions_file), "--images", str(images), "--lang", "it", "--translate",
+             "--mt-model", str(marian_ct2), "--mt-cache", cache, "--image-size", "32", "--shard-size", "4",
+             "--threads", "2", "--out", str(out)]  # fmt: skip
+    first = runner.invoke(app, build)
+    assert first.exit_code == 0, first.output
+    fingerprint = json.loads((out / "manifest.json").read_text())["fingerprint"]
+
+    rerun = runner.invoke(
+        app, ["translate", "run", str(out), "--mt-model", str(marian_ct2), "--beam-size", "4", "--mt-cache", cache,
+              "--mt-batch-tokens", "512", "--mt-devices", "cpu"],
+    )  # fmt: skip
+    assert rerun.exit_code == 0, rerun.output
+    assert not (out / "shards").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    translate = next(step for step in manifest["config"]["plan"] if step["name"] == "translate")
+    assert translate["options"]["beam_size"] == 4 and "mt_batch_tokens" not in translate["options"]
+    assert manifest["fingerprint"] != fingerprint and fingerprint in manifest["accepts"]
+
+    again = runner.invoke(app, build)  # the build command as first given continues the build
+    assert again.exit_code == 0, again.output
+    assert sorted((out / "shards").glob("*.tar")), "the images stage ran on the re-translated table"
+    beam = Translator(marian_ct2, cache_dir=False, decode=DecodeOptions(beam_size=4), progress=False)
+    kept = read_parts(out / "captions").to_pylist()
+    assert kept and all(r["caption"] == beam.translate([r["caption_orig"]], "en", "it")[0] for r in kept)
+    with_new_options = runner.invoke(app, [*build, "--beam-size", "4"])  # and so does the command with them
+    assert with_new_options.exit_code == 0, with_new_options.output

@@ -19,10 +19,13 @@ def fixture_captions(count: int = 400, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 14))).capitalize() + "." for _ in range(count)]
 
 
-def build_marian(folder: Path, d_model: int = 32, layers: int = 2, vocab_size: int = 96, ffn: int = 64) -> Path:
+def build_marian(
+    folder: Path, d_model: int = 32, layers: int = 2, vocab_size: int = 96, ffn: int = 64, max_positions: int = 512
+) -> Path:
     """A MarianMT in the OPUS-MT vocabulary layout CTranslate2 expects: `</s>`=0, `<unk>`=1, the
     sentencepiece pieces, `<pad>`=V-1 (eos 0, pad = decoder start = V-1). `vocab_size` above the
-    pieces' count is filled with unused tokens (for a model of realistic size)."""
+    pieces' count is filled with unused tokens (for a model of realistic size); `max_positions` is
+    the size of its position table (OPUS-MT: 512)."""
     import sentencepiece as spm
     import torch
     from transformers import MarianConfig, MarianMTModel, MarianTokenizer
@@ -54,7 +57,7 @@ def build_marian(folder: Path, d_model: int = 32, layers: int = 2, vocab_size: i
     config = MarianConfig(
         vocab_size=size, d_model=d_model, encoder_layers=layers, decoder_layers=layers,
         encoder_attention_heads=max(2, d_model // 64), decoder_attention_heads=max(2, d_model // 64),
-        encoder_ffn_dim=ffn, decoder_ffn_dim=ffn, max_position_embeddings=512,
+        encoder_ffn_dim=ffn, decoder_ffn_dim=ffn, max_position_embeddings=max_positions,
         pad_token_id=size - 1, eos_token_id=0, decoder_start_token_id=size - 1, forced_eos_token_id=0,
     )  # fmt: skip
     torch.manual_seed(0)

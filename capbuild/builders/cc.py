@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
-from capbuild.builders.base import Builder, SourceInfo, split_from_name
-from capbuild.builders.inputs import base_name, expand_inputs, open_text
-from capbuild.table import make_row
+from capbuild.builders.base import Builder, register, split_from_name
+from capbuild.builders.inputs import base_name, open_text
+from capbuild.errors import ConfigError
 
-CC_INFO = SourceInfo(
-    name="cc",
-    license="other",
-    citation="""@inproceedings{sharma2018conceptual,
+URL_PREFIXES = ("http://", "https://")
+
+
+@register
+@dataclass
+class ConceptualCaptionsBuilder(Builder):
+    """One row per line. The layout is told by which column holds the URL: CC3M's files
+    (Train_GCC-training.tsv, Validation_GCC-1.1.0-Validation.tsv) put the caption first, CC12M's
+    cc12m.tsv the URL. The source id is `cc3m:SPLIT:LINE` or `cc12m:SPLIT:LINE` (0-based line
+    number, the index img2dataset users know these rows by)."""
+
+    name = "cc"
+    summary = "Conceptual Captions: CC3M (caption<TAB>url) and CC12M (url<TAB>caption) TSV files, English."
+    example = "capbuild cc Train_GCC-training.tsv --out cc3m-en/"
+    homepage = "https://ai.google.com/research/ConceptualCaptions/"
+    citation = """@inproceedings{sharma2018conceptual,
   title={Conceptual Captions: A Cleaned, Hypernymed, Image Alt-text Dataset For Automatic Image Captioning},
   author={Sharma, Piyush and Ding, Nan and Goodman, Sebastian and Soricut, Radu},
   booktitle={Proceedings of ACL},
@@ -25,37 +37,19 @@ CC_INFO = SourceInfo(
   author={Changpinyo, Soravit and Sharma, Piyush and Ding, Nan and Soricut, Radu},
   booktitle={CVPR},
   year={2021}
-}""",
-    homepage="https://ai.google.com/research/ConceptualCaptions/",
-)
-URL_PREFIXES = ("http://", "https://")
-
-
-@dataclass
-class ConceptualCaptionsBuilder(Builder):
-    """One row per line. The layout is told by which column holds the URL: CC3M's files
-    (Train_GCC-training.tsv, Validation_GCC-1.1.0-Validation.tsv) put the caption first, CC12M's
-    cc12m.tsv the URL. The source id is `cc3m:SPLIT:LINE` or `cc12m:SPLIT:LINE` (0-based line
-    number, the index img2dataset users know these rows by)."""
-
-    info: ClassVar[SourceInfo] = CC_INFO
-    inputs: list[str] = field(default_factory=list)
+}"""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.lang != "en":
-            raise ValueError(
+            raise ConfigError(
                 f"Conceptual Captions is English but the captions' language is {self.lang!r}: add "
                 f"--translate to translate them into --lang {self.lang}, or use `capbuild pairs` for a "
                 "translated copy in its own table"
             )
-        if not self.inputs:
-            raise ValueError("pass the Conceptual Captions TSV files with --input")
-
-    def config(self) -> dict[str, Any]:
-        return {"inputs": list(self.inputs), "lang": self.lang}
 
     def rows(self) -> Iterator[dict[str, Any]]:
-        for url in expand_inputs(self.inputs):
+        for url in self.input_files():
             name = base_name(url)
             split = split_from_name(name)
             with open_text(url) as lines:
@@ -80,12 +74,10 @@ class ConceptualCaptionsBuilder(Builder):
         if not caption:
             self.skipped["empty_caption"] += 1
             return None
-        return make_row(
-            source="cc",
+        return self.make_row(
             source_id=f"{variant}:{split}:{number}",
             split=split,
             image_url=image_url,
             captions=[caption],
-            lang="en",
             meta={"variant": variant, "file": name, "line": number},
         )

@@ -9,22 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from capbuild.builders.base import Builder, SourceInfo, file_url, find_image, split_from_name
-from capbuild.table import make_row
-
-COCO_INFO = SourceInfo(
-    name="coco",
-    license="cc-by-4.0",
-    citation="""@inproceedings{lin2014microsoft,
-  title={Microsoft COCO: Common Objects in Context},
-  author={Lin, Tsung-Yi and Maire, Michael and Belongie, Serge and Hays, James and Perona, Pietro and
-          Ramanan, Deva and Doll{\\'a}r, Piotr and Zitnick, C. Lawrence},
-  booktitle={European Conference on Computer Vision (ECCV)},
-  pages={740--755},
-  year={2014}
-}""",
-    homepage="https://cocodataset.org",
-)
+from capbuild.builders.base import IMAGE_DIRS_OPTION, Builder, file_url, find_image, register, split_from_name
+from capbuild.errors import InputError
 
 KARPATHY_SPLITS = {"train": "train", "restval": "train", "val": "val", "test": "test"}
 SUBSET_PATTERN = re.compile(r"(train|val|test)(20\d\d)")
@@ -40,26 +26,31 @@ class _Image:
     captions: list[str] = field(default_factory=list)
 
 
+@register
 @dataclass
 class CocoBuilder(Builder):
     """Reads COCO-layout caption files; `lang` is the language the captions are written in."""
 
-    info = COCO_INFO
-    inputs: list[Path] = field(default_factory=list)
-    image_dirs: list[Path] = field(default_factory=list)
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "inputs": [str(p) for p in self.inputs],
-            "images": [str(p) for p in self.image_dirs],
-            "lang": self.lang,
-        }
+    name = "coco"
+    summary = "MS-COCO captions (2014/2017 JSON, translated files in that layout, Karpathy's split JSON)."
+    example = "capbuild coco captions_train2017.json --images train2017/ --lang en --out coco-en/"
+    licence = "cc-by-4.0"
+    homepage = "https://cocodataset.org"
+    citation = """@inproceedings{lin2014microsoft,
+  title={Microsoft COCO: Common Objects in Context},
+  author={Lin, Tsung-Yi and Maire, Michael and Belongie, Serge and Hays, James and Perona, Pietro and
+          Ramanan, Deva and Doll{\\'a}r, Piotr and Zitnick, C. Lawrence},
+  booktitle={European Conference on Computer Vision (ECCV)},
+  pages={740--755},
+  year={2014}
+}"""
+    image_dirs: list[Path] = field(default_factory=list, metadata=IMAGE_DIRS_OPTION)
 
     def rows(self) -> Iterator[dict[str, Any]]:
         images: dict[str, _Image] = {}
         karpathy_splits: dict[str, str] = {}
         karpathy_only: dict[str, _Image] = {}
-        for path in self.inputs:
+        for path in self.local_inputs():
             data = _load_json(path)
             if _is_karpathy(data):
                 for image in self._karpathy_images(data):
@@ -68,7 +59,7 @@ class CocoBuilder(Builder):
             elif isinstance(data, dict) and "annotations" in data and "images" in data:
                 self._read_captions_file(path, data, images)
             else:
-                raise ValueError(
+                raise InputError(
                     f"{path}: not a COCO captions file (needs 'images' and 'annotations') "
                     "nor a Karpathy split file (needs images[].sentences)"
                 )
@@ -84,13 +75,11 @@ class CocoBuilder(Builder):
             if url is None:
                 self.skipped["no_image_url"] += 1
                 continue
-            yield make_row(
-                source="coco",
+            yield self.make_row(
                 source_id=image.source_id,
                 split=image.split,
                 image_url=url,
                 captions=image.captions,
-                lang=self.lang,
                 meta=image.meta,
             )
 
@@ -159,7 +148,7 @@ def _load_json(path: Path) -> Any:
         with path.open("rb") as f:
             return json.load(f)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: not valid UTF-8 JSON ({err}); is this a COCO captions file?") from err
+        raise InputError(f"{path}: not valid UTF-8 JSON ({err}); is this a COCO captions file?") from err
 
 
 def _is_karpathy(data: Any) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from capbuild.builders.base import file_url, find_image
+from capbuild.errors import ConfigError, InputError
 
 TEST_SPLIT = "test"
 ALL_LANGUAGES = "all"
@@ -49,7 +50,7 @@ def parse_languages(text: str | Iterable[str], aliases: dict[str, str] | None = 
     items = text.split(",") if isinstance(text, str) else list(text)
     langs = [item.strip().lower() for item in items if item.strip()]
     if not langs:
-        raise ValueError("--lang needs at least one language code, e.g. --lang it or --lang it,es (or all)")
+        raise ConfigError("--lang needs at least one language code, e.g. --lang it or --lang it,es (or all)")
     if ALL_LANGUAGES in langs:
         return None
     aliases = aliases or {}
@@ -67,7 +68,7 @@ def files_under(inputs: list[Path]) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            raise FileNotFoundError(f"--input {path} does not exist")
+            raise InputError(f"--input {path} does not exist")
     return files
 
 

@@ -9,22 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from capbuild.builders.base import Builder, SourceInfo, file_url, find_image
-from capbuild.table import make_row
-
-FLICKR8K_INFO = SourceInfo(
-    name="flickr8k",
-    license="other",
-    citation="""@article{hodosh2013framing,
-  title={Framing Image Description as a Ranking Task: Data, Models and Evaluation Metrics},
-  author={Hodosh, Micah and Young, Peter and Hockenmaier, Julia},
-  journal={Journal of Artificial Intelligence Research},
-  volume={47},
-  pages={853--899},
-  year={2013}
-}""",
-    homepage="https://hockenmaier.cs.illinois.edu/8k-pictures.html",
-)
+from capbuild.builders.base import IMAGE_DIRS_OPTION, Builder, file_url, find_image, register
+from capbuild.errors import ConfigError, InputError
+from capbuild.options import opt
 
 TOKEN_LINE = re.compile(r"^(?P<image>[^\t#]+)#(?P<index>\d+)\t(?P<caption>.*)$")
 # The well-known bogus id "2258277193_586949ec62.jpg.1": an image name with a stray numeric suffix.
@@ -85,6 +72,7 @@ def _decode_lines(path: Path, counts: Counter[str]) -> Iterator[str]:
         yield line.lstrip("\ufeff")
 
 
+@register
 @dataclass
 class Flickr8kBuilder(Builder):
     """Flickr8k from the token file and split lists found in `inputs` (folders or files).
@@ -93,27 +81,38 @@ class Flickr8kBuilder(Builder):
     the image's captions and the English ones stay in `meta` and `caption_orig`.
     """
 
-    info = FLICKR8K_INFO
-    inputs: list[Path] = field(default_factory=list)
-    image_dirs: list[Path] = field(default_factory=list)
-    captions: Path | None = None
+    name = "flickr8k"
+    summary = "Flickr8k: Flickr8k.token.txt, its split lists and translated token files (--captions)."
+    example = (
+        "capbuild flickr8k Flickr8k_text/ --images Flicker8k_Dataset/ --captions Flickr8k.arabic.full.txt "
+        "--lang ar --out ar-flickr8k/"
+    )
+    homepage = "https://hockenmaier.cs.illinois.edu/8k-pictures.html"
+    citation = """@article{hodosh2013framing,
+  title={Framing Image Description as a Ranking Task: Data, Models and Evaluation Metrics},
+  author={Hodosh, Micah and Young, Peter and Hockenmaier, Julia},
+  journal={Journal of Artificial Intelligence Research},
+  volume={47},
+  pages={853--899},
+  year={2013}
+}"""
+    image_dirs: list[Path] = field(default_factory=list, metadata=IMAGE_DIRS_OPTION)
+    captions: Path | None = field(default=None, metadata=opt("Translated token file, captions in --lang."))
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.image_dirs:
-            raise ValueError("Flickr8k files hold no image URLs: pass --images DIR (the Flicker8k_Dataset folder)")
+            raise ConfigError("Flickr8k files hold no image URLs: pass --images DIR (the Flicker8k_Dataset folder)")
         if self.captions is None and self.lang != "en":
-            raise ValueError(
+            raise ConfigError(
                 f"Flickr8k.token.txt is English but --lang is {self.lang!r}: pass --captions FILE with "
                 f"captions in {self.lang!r}, or use --lang en"
             )
 
-    def config(self) -> dict[str, Any]:
-        return {
-            "inputs": [str(p) for p in self.inputs],
-            "images": [str(p) for p in self.image_dirs],
-            "captions": str(self.captions) if self.captions else None,
-            "lang": self.lang,
-        }
+    def check(self, fetch_images: bool = True) -> None:
+        super().check(fetch_images)
+        if self.captions is not None and not Path(self.captions).is_file():
+            raise InputError(f"--captions {str(self.captions)!r} is not a file")
 
     def rows(self) -> Iterator[dict[str, Any]]:
         token_file, split_files = self._find_files()
@@ -150,30 +149,29 @@ class Flickr8kBuilder(Builder):
                 meta["captions_en"] = [c for _, c in english]
         if splits and name not in splits:
             self.repaired["image_in_no_split_list"] += 1
-        return make_row(
-            source="flickr8k",
+        return self.make_row(
             source_id=name,
             split=splits.get(name, UNASSIGNED_SPLIT if splits else "train"),
             image_url=file_url(find_image(self.image_dirs, name)),
             captions=captions,
-            lang=self.lang,
             caption_orig=caption_orig,
+            captions_orig=meta.get("captions_en"),
             lang_orig=lang_orig,
             meta=meta,
         )
 
     def _find_files(self) -> tuple[Path, list[Path]]:
         files: list[Path] = []
-        for path in self.inputs:
+        for path in self.local_inputs():
             files.extend(sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path])
         tokens = [f for f in files if "token" in f.name.lower() and "lemma" not in f.name.lower()]
         if not tokens:
-            raise ValueError(
+            raise InputError(
                 f"no Flickr8k.token.txt among {[str(p) for p in self.inputs]}: pass the Flickr8k_text "
                 "folder or the token file itself with --input"
             )
         if len(tokens) > 1:
-            raise ValueError(f"several token files found ({[str(t) for t in tokens]}): pass the one to use")
+            raise InputError(f"several token files found ({[str(t) for t in tokens]}): pass the one to use")
         split_files = [f for f in files if any(tag.lower() in f.name.lower() for tag in SPLIT_LISTS.values())]
         return tokens[0], split_files
 

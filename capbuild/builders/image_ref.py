@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from capbuild.errors import ConfigError
+
 KINDS = ("coco", "flickr", "openimages", "commons", "url", "file")
 
 # COCO_train2014_000000061844.jpg, 000000061844.jpg, train2014/COCO_..., with an optional #annotation suffix
@@ -42,7 +44,7 @@ def coco_ref(value: int | str) -> str:
         return f"coco:{int(text)}"
     match = _COCO_NAME.search(text)
     if match is None:
-        raise ValueError(f"not a COCO image id or file name: {value!r}")
+        raise ConfigError(f"not a COCO image id or file name: {value!r}")
     return f"coco:{int(match.group(1))}"
 
 
@@ -54,7 +56,7 @@ def flickr_ref(name: str) -> str:
         return f"flickr:{int(text)}"
     match = _FLICKR_NAME.match(text)
     if match is None:
-        raise ValueError(f"not a Flickr8k/Flickr30k image name: {name!r}")
+        raise ConfigError(f"not a Flickr8k/Flickr30k image name: {name!r}")
     return f"flickr:{int(match.group(1))}"
 
 
@@ -62,7 +64,7 @@ def openimages_ref(image_id: str) -> str:
     """openimages:ID from an Open Images id (Crossmodal-3600's image/key, 16 hex digits)."""
     text = str(image_id).strip().lower()
     if not _OPENIMAGES_ID.match(text):
-        raise ValueError(f"not an Open Images id (16 hex digits): {image_id!r}")
+        raise ConfigError(f"not an Open Images id (16 hex digits): {image_id!r}")
     return f"openimages:{text}"
 
 
@@ -73,7 +75,7 @@ def commons_file_name(name: str) -> str:
     text = re.sub(r"^(?:File|Image|Datei|Fichier|Archivo):", "", text, flags=re.IGNORECASE)
     text = re.sub(r"[\s_]+", "_", text).strip("_")
     if not text:
-        raise ValueError(f"empty Commons file name: {name!r}")
+        raise ConfigError(f"empty Commons file name: {name!r}")
     return text[0].upper() + text[1:]
 
 
@@ -82,7 +84,7 @@ def commons_ref(url_or_name: str) -> str:
     commons.wikimedia.org/wiki/File: page or a bare file name."""
     name = _commons_name(url_or_name) if "://" in url_or_name else url_or_name
     if name is None:
-        raise ValueError(f"not a Wikimedia Commons file URL: {url_or_name!r}")
+        raise ConfigError(f"not a Wikimedia Commons file URL: {url_or_name!r}")
     return f"commons:{commons_file_name(name)}"
 
 
@@ -108,10 +110,10 @@ def normalise_url(url: str) -> str:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise ValueError(f"not an http(s) URL: {url!r}")
+        raise ConfigError(f"not an http(s) URL: {url!r}")
     host = (parts.hostname or "").lower().rstrip(".")
     if not host:
-        raise ValueError(f"URL without a host: {url!r}")
+        raise ConfigError(f"URL without a host: {url!r}")
     netloc = host if parts.port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{parts.port}"
     path = quote(unquote(parts.path or "/"), safe="/:@!$&'()*+,;=-._~")
     query = quote(unquote(parts.query), safe="=&/:@!$'()*+,;-._~")
@@ -157,5 +159,5 @@ def ref_kind(ref: str) -> str:
     """The kind of a ref (coco, flickr, ...); a ValueError for anything else."""
     kind, sep, value = ref.partition(":")
     if not sep or kind not in KINDS or not value:
-        raise ValueError(f"not an image_ref (KIND:VALUE with KIND one of {', '.join(KINDS)}): {ref!r}")
+        raise ConfigError(f"not an image_ref (KIND:VALUE with KIND one of {', '.join(KINDS)}): {ref!r}")
     return kind

@@ -16,7 +16,11 @@ import pyarrow as pa
 from fsspec.core import url_to_fs
 from fsspec.utils import infer_compression
 
+from capbuild.errors import InputError, MissingExtraError
+
 GLOB_CHARS = ("*", "?", "[")
+# The capbuild extra that installs each remote file system's fsspec backend.
+BACKEND_EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
 
 
 def is_local(url: str) -> bool:
@@ -26,15 +30,42 @@ def is_local(url: str) -> bool:
 def expand_inputs(inputs: list[str]) -> list[str]:
     """Each input as a sorted list of files: a glob is expanded, a folder lists its files.
 
-    Raises a ValueError naming the input when it matches nothing.
+    Raises an InputError naming the input when it matches nothing.
     """
     files: list[str] = []
     for item in inputs:
+        if not is_local(item):
+            require_backend(item)
         found = _expand_local(item) if is_local(item) else _expand_remote(item)
         if not found:
-            raise ValueError(f"--input {item!r} matches no file; check the path (quote globs so the shell keeps them)")
+            raise InputError(f"input {item!r} matches no file; check the path")
         files.extend(found)
     return files
+
+
+def check_inputs(inputs: list[str]) -> None:
+    """Fail when an input matches no file or names a file system whose backend is not installed."""
+    for item in inputs:
+        if is_local(item):
+            path = item.removeprefix("file://")
+            if not (_expand_local(item) or Path(path).is_dir()):
+                raise InputError(f"input {item!r} matches no file; check the path")
+            continue
+        expand_inputs([item])
+
+
+def require_backend(url: str) -> None:
+    """A MissingExtraError naming the install command when `url`'s fsspec backend is missing."""
+    protocol = url.split("://", 1)[0]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ImportError as err:
+        package, extra = BACKEND_EXTRAS.get(protocol, (protocol, ""))
+        if extra:
+            raise MissingExtraError(package, extra, f"reading {protocol}:// inputs") from err
+        raise InputError(f"{url}: {err}") from err
+    except ValueError as err:
+        raise InputError(f"{url}: no file system knows the protocol {protocol!r}") from err
 
 
 def _expand_local(item: str) -> list[str]:

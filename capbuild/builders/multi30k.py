@@ -17,6 +17,7 @@ from pathlib import Path
 
 from capbuild.builders.evalset import TEST_SPLIT, EvalRecord, files_under, parse_languages, read_lines
 from capbuild.builders.image_ref import coco_ref, flickr_ref
+from capbuild.errors import ConfigError
 
 NAME = "multi30k"
 LICENCE = "other"
@@ -53,11 +54,11 @@ COCO_SUBSET = re.compile(r"COCO_((?:train|val)2014)_")
 def parse_splits(task: int, text: str) -> list[str]:
     """'test_2016' -> ['test_2016_flickr'] for task 1; comma-separated; a ValueError naming the valid splits."""
     if task not in TASK_SPLITS:
-        raise ValueError(f"--task must be 1 or 2 (got {task})")
+        raise ConfigError(f"--task must be 1 or 2 (got {task})")
     splits = [SPLIT_ALIASES[task].get(s.strip(), s.strip()) for s in text.split(",") if s.strip()]
     unknown = [s for s in splits if s not in TASK_SPLITS[task]]
     if not splits or unknown:
-        raise ValueError(f"Multi30k task {task} splits are {', '.join(TASK_SPLITS[task])} (got {text!r})")
+        raise ConfigError(f"Multi30k task {task} splits are {', '.join(TASK_SPLITS[task])} (got {text!r})")
     return list(dict.fromkeys(splits))
 
 
@@ -65,7 +66,7 @@ def check_images(task: int, splits: list[str], has_images: bool) -> None:
     """Flickr30k images have no public URL: a Flickr split without --images fails before any output."""
     flickr = [s for s in splits if "mscoco" not in s]
     if flickr and not has_images:
-        raise ValueError(
+        raise ConfigError(
             f"Multi30k task {task} split(s) {', '.join(flickr)} are Flickr30k images, which have no public URL: "
             "pass --images FOLDER holding them (flickr30k-images/ from the Flickr30k request form, "
             "https://shannon.cs.illinois.edu/DenotationGraph/)"
@@ -77,7 +78,7 @@ def _one(files: list[Path], name: str, task: int) -> Path | None:
     if len(matches) > 1:  # the repository's data/ holds both tasks: prefer the one under taskN/
         matches = [f for f in matches if f"task{task}" in f.parts] or matches
     if len(matches) > 1:
-        raise ValueError(f"several Multi30k files named {name}: {[str(m) for m in matches]}; pass one folder")
+        raise ConfigError(f"several Multi30k files named {name}: {[str(m) for m in matches]}; pass one folder")
     return matches[0] if matches else None
 
 
@@ -95,14 +96,14 @@ def parse_multi30k(
     wanted = parse_languages(langs) or list(TASK_LANGUAGES[task])
     unknown = [lang for lang in wanted if lang not in TASK_LANGUAGES[task]]
     if unknown:
-        raise ValueError(f"Multi30k task {task} has {', '.join(TASK_LANGUAGES[task])}, not {', '.join(unknown)}")
+        raise ConfigError(f"Multi30k task {task} has {', '.join(TASK_LANGUAGES[task])}, not {', '.join(unknown)}")
     check_images(task, chosen, has_images)
     files = files_under(inputs)
     for split in chosen:
         images_name = f"{split}.txt" if task == 1 else f"{split}_images.txt"
         images = _one(files, images_name, task)
         if images is None:
-            raise ValueError(f"no {images_name} (task {task} image list) under {[str(p) for p in inputs]}")
+            raise ConfigError(f"no {images_name} (task {task} image list) under {[str(p) for p in inputs]}")
         names = [line.strip() for line in read_lines(images, repaired)]
         for lang in wanted:
             columns = _caption_files(files, task, split, lang)
@@ -115,7 +116,7 @@ def _caption_files(files: list[Path], task: int, split: str, lang: str) -> list[
     for stem in stems:
         path = _one(files, f"{stem}.gz", task) or _one(files, stem, task)
         if path is None:
-            raise ValueError(f"no {stem}.gz (Multi30k task {task}, {split}, {lang}) under the input")
+            raise ConfigError(f"no {stem}.gz (Multi30k task {task}, {split}, {lang}) under the input")
         found.append(path)
     return found
 
@@ -132,7 +133,7 @@ def _split_records(
     captions_by_file = [read_lines(path, repaired) for path in columns]
     for path, lines in zip(columns, captions_by_file, strict=True):
         if len(lines) != len(names):
-            raise ValueError(
+            raise ConfigError(
                 f"{path} has {len(lines)} lines but the image list has {len(names)}: Multi30k files are aligned "
                 "line by line; use the files as published"
             )

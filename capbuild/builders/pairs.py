@@ -17,10 +17,19 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from capbuild.builders.base import Builder, SourceInfo, file_url, find_image, split_from_name
-from capbuild.builders.inputs import base_name, expand_inputs, is_local, open_binary, open_text
+from capbuild.builders.base import (
+    IMAGE_DIRS_OPTION,
+    Builder,
+    SourceInfo,
+    file_url,
+    find_image,
+    register,
+    split_from_name,
+)
+from capbuild.builders.inputs import base_name, is_local, open_binary, open_text
 from capbuild.builders.mime import undecodable_reason
-from capbuild.table import make_row
+from capbuild.errors import ConfigError, InputError
+from capbuild.options import opt
 
 FORMATS = ("tsv", "csv", "jsonl", "parquet")
 SUFFIX_FORMATS = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
@@ -31,22 +40,21 @@ PARQUET_BATCH = 10_000
 # Real caption cells can be long (WIT context, scraped alt text); the csv module's default cap is 128 KiB.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
-PAIRS_INFO = SourceInfo(name="pairs", license="other", citation="", homepage="")
-
 
 def table_format(url: str, forced: str | None = None) -> str:
     """The table format: `forced`, else the file extension (compression suffix ignored)."""
     if forced:
         if forced not in FORMATS:
-            raise ValueError(f"--format must be one of {', '.join(FORMATS)} (got {forced!r})")
+            raise ConfigError(f"--format must be one of {', '.join(FORMATS)} (got {forced!r})")
         return forced
     name = base_name(url)
     suffix = name[name.rfind(".") :].lower() if "." in name else ""
     if suffix not in SUFFIX_FORMATS:
-        raise ValueError(f"cannot tell the format of {url} from its extension: pass --format ({', '.join(FORMATS)})")
+        raise ConfigError(f"cannot tell the format of {url} from its extension: pass --format ({', '.join(FORMATS)})")
     return SUFFIX_FORMATS[suffix]
 
 
+@register
 @dataclass
 class PairsBuilder(Builder):
     """Rows from tables naming an image (`url_col`: http(s)/file URLs, or `path_col`: file paths,
@@ -56,43 +64,59 @@ class PairsBuilder(Builder):
     `id_col` value, else FILE:ROW (0-based data row).
     """
 
-    inputs: list[str] = field(default_factory=list)
-    url_col: str | None = None
-    path_col: str | None = None
-    caption_col: str = "caption"
-    id_col: str | None = None
-    image_dirs: list[Path] = field(default_factory=list)
-    format: str | None = None
-    source: str = "pairs"
-    columns: list[str] | None = None
-    info: SourceInfo = field(default=PAIRS_INFO, init=False)
+    name = "pairs"
+    summary = "Any table of image URLs or paths with captions (TSV, CSV, JSONL, parquet; a caption cell may be a list)."
+    example = (
+        "capbuild pairs captions.jsonl --path-col image_path --caption-col captions --images imgs/ "
+        "--licence cc-by-4.0 --citation captions.bib --lang it --out it-pairs/"
+    )
+    licence = ""
+    url_col: str | None = field(default=None, metadata=opt("Column of image URLs (http(s):// or file://)."))
+    path_col: str | None = field(default=None, metadata=opt("Column of image file paths (relative: see --images)."))
+    caption_col: str = field(default="caption", metadata=opt("Column of the caption, or of a list of captions."))
+    id_col: str | None = field(default=None, metadata=opt("Column of a unique row id (default: FILE:ROW)."))
+    image_dirs: list[Path] = field(default_factory=list, metadata=IMAGE_DIRS_OPTION)
+    format: str | None = field(default=None, metadata=opt(f"{', '.join(FORMATS)} (default: from the extension)."))
+    source: str = field(default="pairs", metadata=opt("Source name for the rows, the manifest and the card."))
+    columns: list[str] | None = field(default=None, metadata=opt("Column names of a CSV/TSV without a header: a,b,c."))
+    data_licence: str = field(
+        default="", metadata=opt("Licence of the data (SPDX id or Hub licence, e.g. cc-by-4.0).", flag="--licence")
+    )
+    citation_file: Path | None = field(
+        default=None, metadata=opt("BibTeX file with the data's citation, shown in the card.", flag="--citation")
+    )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if (self.url_col is None) == (self.path_col is None):
-            raise ValueError("name the image column with exactly one of --url-col (URLs) or --path-col (file paths)")
+            raise ConfigError("name the image column with exactly one of --url-col (URLs) or --path-col (file paths)")
         if "," in self.lang:
-            raise ValueError(f"a pairs table holds captions in one language; --lang {self.lang!r} names several")
-        if not self.inputs:
-            raise ValueError("pass the table files with --input")
-        if self.source != PAIRS_INFO.name:
-            self.info = SourceInfo(name=self.source, license="other", citation="", homepage="")
+            raise ConfigError(f"a pairs table holds captions in one language; --lang {self.lang!r} names several")
+        if self.format is not None:
+            table_format("", self.format)
+        if self.columns and len(self.columns) == 1 and "," in self.columns[0]:
+            self.columns = [c.strip() for c in self.columns[0].split(",")]
 
-    def config(self) -> dict[str, Any]:
-        return {
-            "inputs": list(self.inputs),
-            "url_col": self.url_col,
-            "path_col": self.path_col,
-            "caption_col": self.caption_col,
-            "id_col": self.id_col,
-            "images": [str(p) for p in self.image_dirs],
-            "format": self.format,
-            "source": self.source,
-            "columns": self.columns,
-            "lang": self.lang,
-        }
+    @property
+    def source_name(self) -> str:
+        return self.source
+
+    @property
+    def info(self) -> SourceInfo:
+        citation = self.citation
+        if self.citation_file is not None:
+            path = Path(self.citation_file)
+            if not path.is_file():
+                raise InputError(f"--citation {str(path)!r} is not a file (give a BibTeX file)")
+            citation = path.read_text(encoding="utf-8").strip()
+        return SourceInfo(self.source_name, self.data_licence or self.licence, citation, self.homepage, self.name)
+
+    def check(self, fetch_images: bool = True) -> None:
+        super().check(fetch_images)
+        self.info  # noqa: B018 (reads --citation: a missing file fails before the build starts)
 
     def rows(self) -> Iterator[dict[str, Any]]:
-        for url in expand_inputs(self.inputs):
+        for url in self.input_files():
             name = base_name(url)
             split = split_from_name(name)
             for number, record in enumerate(self.records(url)):
@@ -160,7 +184,7 @@ class PairsBuilder(Builder):
         image_col = self.url_col or self.path_col
         if image_col not in record or self.caption_col not in record:
             missing = [c for c in (image_col, self.caption_col) if c not in record]
-            raise ValueError(f"{url} has no column {missing[0]!r}; its columns are {sorted(record)}")
+            raise InputError(f"{url} has no column {missing[0]!r}; its columns are {sorted(record)}")
         image_url = self._image_url(record.get(image_col), url)
         if image_url is None:
             return None
@@ -178,15 +202,7 @@ class PairsBuilder(Builder):
             return None
         used = {image_col, self.caption_col, self.id_col}
         meta = {k: v for k, v in record.items() if k not in used and _is_scalar(v) and v not in ("", None)}
-        return make_row(
-            source=self.source,
-            source_id=source_id,
-            split=split,
-            image_url=image_url,
-            captions=captions,
-            lang=self.lang,
-            meta=meta,
-        )
+        return self.make_row(source_id=source_id, split=split, image_url=image_url, captions=captions, meta=meta)
 
     def _image_url(self, value: Any, table_url: str) -> str | None:
         text = _text(value)

@@ -7,48 +7,55 @@ applied is available to any Arabic build as filters: `--filter ar-normalize --fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from capbuild.builders.base import SourceInfo
+from capbuild.builders.base import register
 from capbuild.builders.inputs import open_text
 from capbuild.builders.mime import mime_from_name
 from capbuild.builders.pairs import PairsBuilder
+from capbuild.errors import ConfigError, InputError
 
-WAP_INFO = SourceInfo(
-    name="wap",
+PUBLISHED_COLUMNS = ("source", "link", "caption", "extension")
+HEADERLESS_COLUMNS = ["caption", "link"]
+
+
+@register
+@dataclass
+class WapBuilder(PairsBuilder):
+    """WAP's CSV files; `lang` is Arabic."""
+
+    name = "wap"
+    summary = "WAP (WikipediaArabicPairs) CSV, published layout or the headerless caption,url one; Arabic."
+    example = (
+        "capbuild wap 'WikipediaArabicPairs(WAP).csv' --filter ar-normalize --filter ar-min-tokens=3 --out ar-wap/"
+    )
     # The captions are Wikipedia text and the images Wikimedia Commons files: CC BY-SA (per-file
     # licences on Commons); the WAP card states no licence of its own.
-    license="cc-by-sa-4.0",
-    citation="""@misc{alhuri2023wap,
+    licence = "cc-by-sa-4.0"
+    homepage = "https://huggingface.co/datasets/LinaAlhuri/WikipediaArabicPairs"
+    citation = """@misc{alhuri2023wap,
   title={WikipediaArabicPairs (WAP): Arabic image-caption pairs from Wikipedia},
   author={Alhuri, Lina},
   year={2023},
   howpublished={\\url{https://huggingface.co/datasets/LinaAlhuri/WikipediaArabicPairs}},
   note={Arabic CLIP project}
-}""",
-    homepage="https://huggingface.co/datasets/LinaAlhuri/WikipediaArabicPairs",
-)
-PUBLISHED_COLUMNS = ("source", "link", "caption", "extension")
-HEADERLESS_COLUMNS = ["caption", "link"]
-
-
-@dataclass
-class WapBuilder(PairsBuilder):
-    """WAP's CSV files; `lang` is Arabic."""
-
-    lang: str = "ar"
+}"""
+    default_lang = "ar"
     url_col: str | None = "link"
     caption_col: str = "caption"
     format: str | None = "csv"
     source: str = "wap"
-    info: SourceInfo = field(default=WAP_INFO, init=False)
 
     def __post_init__(self) -> None:
-        if self.lang != "ar":
-            raise ValueError(f"WAP's captions are Arabic; --lang must be ar (got {self.lang!r})")
         super().__post_init__()
-        self.info = WAP_INFO
+        if self.lang != "ar":
+            raise ConfigError(f"WAP's captions are Arabic; --lang must be ar (got {self.lang!r})")
+
+    @classmethod
+    def options(cls) -> tuple[str, ...]:
+        """WAP's columns and format are fixed: of the pairs options it takes none."""
+        return ()
 
     def columns_for(self, url: str) -> list[str] | None:
         """None for the published layout (header row); `caption,link` for the headerless one."""
@@ -60,7 +67,7 @@ class WapBuilder(PairsBuilder):
         if len(names) >= 2 and any(n.startswith(("http://", "https://")) for n in names):
             self.repaired["headerless_caption_url_layout"] += 1
             return HEADERLESS_COLUMNS
-        raise ValueError(
+        raise InputError(
             f"{url} is neither WAP's published CSV (header {','.join(PUBLISHED_COLUMNS)}) nor the headerless "
             "caption,url layout; for other tables use `capbuild pairs`"
         )

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
-from capbuild.builders.base import Builder, SourceInfo, split_from_name
+from capbuild.builders.base import Builder, register, split_from_name
 from capbuild.builders.commons import strip_language_prefixes
-from capbuild.builders.inputs import base_name, expand_inputs
+from capbuild.builders.inputs import base_name
 from capbuild.builders.mime import undecodable_reason
 from capbuild.builders.wit_reader import WitReader
-from capbuild.table import make_row
-
-WIT_INFO = SourceInfo(
-    name="wit",
-    license="cc-by-sa-3.0",
-    citation="""@inproceedings{srinivasan2021wit,
-  title={WIT: Wikipedia-based Image Text Dataset for Multimodal Multilingual Machine Learning},
-  author={Srinivasan, Krishna and Raman, Karthik and Chen, Jiecao and Bendersky, Michael and Najork, Marc},
-  booktitle={Proceedings of the 44th International ACM SIGIR Conference on Research and Development in
-             Information Retrieval},
-  pages={2443--2449},
-  year={2021}
-}""",
-    homepage="https://github.com/google-research-datasets/wit",
-)
+from capbuild.errors import ConfigError
+from capbuild.options import opt
 
 CAPTION_COLUMNS = {
     "reference": "caption_reference_description",
@@ -42,10 +29,11 @@ def parse_languages(text: str) -> list[str]:
     """'it' or 'it,ar' (or 'it ar') -> ['it', 'ar']."""
     langs = [part.strip() for part in text.replace(" ", ",").split(",") if part.strip()]
     if not langs:
-        raise ValueError("--lang needs at least one language code, e.g. --lang it or --lang it,ar")
+        raise ConfigError("--lang needs at least one language code, e.g. --lang it or --lang it,ar")
     return langs
 
 
+@register
 @dataclass
 class WitBuilder(Builder):
     """Rows of WIT whose `language` is one of `lang` (comma-separated codes), one row per WIT record.
@@ -55,27 +43,46 @@ class WitBuilder(Builder):
     stripped), the alt text, or `all` of them (non-empty, in that order) in `captions`.
     """
 
-    info: ClassVar[SourceInfo] = WIT_INFO
-    inputs: list[str] = field(default_factory=list)
-    caption_field: str = "reference"
+    name = "wit"
+    summary = "WIT (Wikipedia-based Image Text) TSV files, gzipped or not, local or remote; --lang it,ar keeps those."
+    example = "capbuild wit wit_v1.train.all-*.tsv.gz --lang it --filter propn=0.8 --out it-wit/"
+    licence = "cc-by-sa-3.0"
+    homepage = "https://github.com/google-research-datasets/wit"
+    citation = """@inproceedings{srinivasan2021wit,
+  title={WIT: Wikipedia-based Image Text Dataset for Multimodal Multilingual Machine Learning},
+  author={Srinivasan, Krishna and Raman, Karthik and Chen, Jiecao and Bendersky, Michael and Najork, Marc},
+  booktitle={Proceedings of the 44th International ACM SIGIR Conference on Research and Development in
+             Information Retrieval},
+  pages={2443--2449},
+  year={2021}
+}"""
+    caption_field: str = field(
+        default="reference",
+        metadata=opt("Caption to keep: reference (under the image), attribution (Commons description), alt, or all."),
+    )
     reader: WitReader = field(init=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.caption_field not in CAPTION_FIELDS:
-            raise ValueError(f"--caption-field must be one of {', '.join(CAPTION_FIELDS)} (got {self.caption_field!r})")
-        if not self.inputs:
-            raise ValueError("pass the WIT TSV files with --input (a path, a glob or an fsspec URL)")
+            raise ConfigError(
+                f"--caption-field must be one of {', '.join(CAPTION_FIELDS)} (got {self.caption_field!r})"
+            )
         self.reader = WitReader(frozenset(parse_languages(self.lang)))
 
-    def config(self) -> dict[str, Any]:
-        return {"inputs": list(self.inputs), "lang": self.lang, "caption_field": self.caption_field}
+    @classmethod
+    def limitations(cls) -> list[str]:
+        return [
+            "**WIT's captions are encyclopedic.** Wikipedia reference and alt-text captions name people, places "
+            "and dates more than they describe the picture; the PROPN-ratio filter removes the worst of them."
+        ]
 
     def report(self) -> dict[str, Any]:
         return {**super().report(), "read": {"records": self.reader.records}}
 
     def rows(self) -> Iterator[dict[str, Any]]:
         self.reader.counts = self.skipped
-        for url in expand_inputs(self.inputs):
+        for url in self.input_files():
             split = split_from_name(base_name(url))
             for record in self.reader.read(url):
                 row = self._row(record, split)
@@ -95,8 +102,7 @@ class WitBuilder(Builder):
         if not captions:
             self.skipped[f"no_{self.caption_field}_caption"] += 1
             return None
-        return make_row(
-            source="wit",
+        return self.make_row(
             source_id="|".join((lang, record["page_url"], record["hierarchical_section_title"], image_url)),
             split=split,
             image_url=image_url,

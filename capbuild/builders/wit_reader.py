@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from capbuild.builders.inputs import open_binary
+from capbuild.errors import InputError
 
 WIT_COLUMNS = (
     "language", "page_url", "image_url", "page_title", "section_title", "hierarchical_section_title",
@@ -61,7 +62,7 @@ class WitReader:
             return (KAGGLE_COLUMNS if first.count(b"\t") >= len(WIT_COLUMNS) else WIT_COLUMNS), first
         columns = tuple(first.decode("utf-8", errors="replace").rstrip("\r\n").lstrip("\ufeff").split("\t"))
         if columns[:3] != WIT_COLUMNS[:3]:
-            raise ValueError(
+            raise InputError(
                 f"{url} is not a WIT TSV file: its header starts with {list(columns[:3])}, expected "
                 f"{list(WIT_COLUMNS[:3])}"
             )

@@ -15,6 +15,7 @@ from typing import Any
 
 from capbuild.builders.evalset import TEST_SPLIT, EvalRecord, parse_languages, read_lines
 from capbuild.builders.image_ref import openimages_ref
+from capbuild.errors import ConfigError, InputError
 
 NAME = "xm3600"
 LICENCE = "cc-by-4.0"
@@ -38,7 +39,7 @@ def parse_xm3600(path: Path, langs: str, skipped: Counter[str], repaired: Counte
     """One record per image and language, every caption of that language; languages in the order asked
     for (all: the file's order), images in file order."""
     if not path.is_file():
-        raise FileNotFoundError(f"--input {path} is not a file: give XM3600's captions.jsonl")
+        raise InputError(f"--input {path} is not a file: give XM3600's captions.jsonl")
     wanted = parse_languages(langs, LANG_ALIASES)
     entries = [e for e in (_entry(line, skipped) for line in read_lines(path, repaired)) if e is not None]
     found = list(dict.fromkeys(FILE_LANG.get(k, k) for _, by_lang in entries for k in by_lang))
@@ -46,7 +47,7 @@ def parse_xm3600(path: Path, langs: str, skipped: Counter[str], repaired: Counte
         wanted = found
     missing = [lang for lang in wanted if lang not in found]
     if missing:
-        raise ValueError(f"{path} has no captions in {', '.join(missing)} (it has: {', '.join(found)})")
+        raise ConfigError(f"{path} has no captions in {', '.join(missing)} (it has: {', '.join(found)})")
     for lang in wanted:
         for key, by_lang in entries:
             captions = by_lang.get(lang)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from capbuild.builders.evalset import TEST_SPLIT, EvalRecord, files_under, parse_languages, read_lines
 from capbuild.builders.image_ref import coco_ref
+from capbuild.errors import ConfigError
 
 NAME = "xtd10"
 LICENCE = "other"
@@ -59,12 +60,12 @@ def find_files(inputs: list[Path]) -> tuple[dict[str, Path], list[Path]]:
         if match:
             lang = FILE_LANG.get(match["lang"], match["lang"])
             if lang in captions:
-                raise ValueError(f"two XTD10 caption files for {lang!r}: {captions[lang]} and {path}; pass one")
+                raise ConfigError(f"two XTD10 caption files for {lang!r}: {captions[lang]} and {path}; pass one")
             captions[lang] = path
     if not names:
-        raise ValueError(f"no {NAMES_FILE} under {[str(p) for p in inputs]}: pass the XTD10 repository or folder")
+        raise ConfigError(f"no {NAMES_FILE} under {[str(p) for p in inputs]}: pass the XTD10 repository or folder")
     if not captions:
-        raise ValueError(f"no test_1kcaptions_LANG.txt under {[str(p) for p in inputs]}")
+        raise ConfigError(f"no test_1kcaptions_LANG.txt under {[str(p) for p in inputs]}")
     return captions, names
 
 
@@ -84,7 +85,7 @@ def parse_xtd10(inputs: list[Path], langs: str, skipped: Counter[str], repaired:
     wanted = parse_languages(langs, LANG_ALIASES) or sorted(captions)
     missing = [lang for lang in wanted if lang not in captions]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"XTD10 has no captions for {', '.join(missing)} under the input (found: {', '.join(sorted(captions))}); "
             "de and fr are in the repository's MIC/ folder, ja (jp) in STAIR/"
         )
@@ -93,7 +94,7 @@ def parse_xtd10(inputs: list[Path], langs: str, skipped: Counter[str], repaired:
         image_names = read_lines(names_path, repaired)
         lines = read_lines(captions[lang], repaired)
         if len(lines) != len(image_names):
-            raise ValueError(
+            raise ConfigError(
                 f"{captions[lang]} has {len(lines)} lines but {names_path} has {len(image_names)}: "
                 "XTD10 files are aligned line by line; use the files as published"
             )

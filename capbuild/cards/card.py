@@ -6,16 +6,21 @@ split, so `datasets.load_dataset(OUT)` (or the Hub repo) loads the folder as it 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from capbuild.atomic import write_text_atomic
+from capbuild.builders.base import builders
 from capbuild.cards.facts import BuildFacts, hf_split_name, load_facts, shard_pattern
-from capbuild.filters.base import parse_spec
+from capbuild.cards.public import public_manifest
+from capbuild.layout import CARD, BuildLayout
+from capbuild.stages.text.records import is_translation_step, plan_steps
 
-CARD_NAME = "README.md"
+CARD_NAME = CARD
 TASK_CATEGORIES = ["text-to-image", "image-to-text", "zero-shot-image-classification"]
 SIZE_CATEGORIES = (
     (1_000, "n<1K"),
@@ -34,13 +39,15 @@ CAPTION_PARTS = "captions/part-*.parquet"
 
 def write_card(out: Path) -> Path:
     """Write OUT/README.md from the build's manifest, shards and tables; returns its path."""
-    path = out / CARD_NAME
-    make_card(load_facts(out)).save(path)
+    path = BuildLayout(out).card
+    write_text_atomic(path, str(make_card(load_facts(out))))
     return path
 
 
-def make_card(facts: BuildFacts) -> DatasetCard:
-    """The dataset card of one build."""
+def make_card(facts: BuildFacts, root: Path | None = None) -> DatasetCard:
+    """The dataset card of one build. Local paths in the recorded configuration appear relative to
+    `root` (when under it) or as file names: a card never names the build machine's folders."""
+    facts = dataclasses.replace(facts, manifest=public_manifest(facts.manifest, root))
     body = "\n\n".join(
         section
         for section in (
@@ -96,7 +103,7 @@ def size_category(count: int) -> str:
 
 def license_metadata(sources: dict[str, dict[str, Any]]) -> dict[str, str]:
     """`license`, plus `license_name`/`license_details`/`license_link` when it is `other`."""
-    licences = {info["license"] for info in sources.values()}
+    licences = {info.get("license") or "unknown" for info in sources.values()}
     if len(licences) == 1 and "other" not in licences:
         return {"license": licences.pop()}
     details = "; ".join(f"{name}: {info['license']} ({info['homepage']})" for name, info in sorted(sources.items()))
@@ -191,6 +198,11 @@ def sources_section(facts: BuildFacts) -> str:
     skipped = text.get("builder", {})
     builder_rows = [[kind, reason, n] for kind, counts in skipped.items() for reason, n in counts.items()]
     section = "## Sources\n\n" + md_table(headers, rows)
+    for name, info in sorted(facts.sources.items()):
+        cls = builders().get(info.get("builder") or name)
+        notes = cls.card_notes() if cls is not None else ""
+        if notes:
+            section += f"\n\n{name}: {notes}"
     if builder_rows:
         section += "\n\nRecords the source parsers could not use (skipped) or fixed (repaired):\n\n" + md_table(
             ["what", "reason", "count"], builder_rows
@@ -198,39 +210,48 @@ def sources_section(facts: BuildFacts) -> str:
     return section
 
 
-TRANSLATION_FILTER = "translate"
-TRANSLATION_OPTIONS = ("translate", "src_lang", "beam_size")
+def _step_options(facts: BuildFacts, translation: bool) -> dict[str, Any]:
+    """The options of the build's steps (model, thresholds, ...), of the translation steps or of the others."""
+    shown: dict[str, Any] = {}
+    for step in plan_steps(facts.manifest):
+        if is_translation_step(step["name"]) == translation:
+            shown.update({k: v for k, v in _flat(step.get("options", {})).items() if v is not None})
+    return shown
 
 
-def _is_translation_option(name: str) -> bool:
-    return name in TRANSLATION_OPTIONS or name.startswith("mt_")
-
-
-def _filter_reports(facts: BuildFacts, translation: bool) -> dict[str, dict[str, Any]]:
-    """Filters' own figures (model, cache hits, ...), for the translation filter or for the others."""
-    reports = facts.manifest["counts"].get("text", {}).get("reports", {})
-    return {spec: r for spec, r in reports.items() if (parse_spec(spec)[0] == TRANSLATION_FILTER) == translation}
+def _flat(options: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in options.items():
+        flat.update(_flat(value) if isinstance(value, dict) else {key: value})
+    return flat
 
 
 def _filters_section(facts: BuildFacts) -> str:
-    filters = facts.manifest["counts"].get("text", {}).get("filters", {})
-    rows = [[f"`{spec}`", c["in"], c["kept"], c["dropped"]] for spec, c in filters.items()]
-    options = facts.manifest["config"].get("filter_options") or {}
-    shown = {k: v for k, v in sorted(options.items()) if not _is_translation_option(k) and v is not None}
+    rows = [
+        [f"`{r.spec}`", r.kind, r.counts.get("in", 0), r.counts.get("kept", 0), r.counts.get("dropped", 0),
+         r.counts.get("errors", 0)]
+        for r in facts.steps
+    ]  # fmt: skip
+    shown = _step_options(facts, translation=False)
     section = (
-        "## Filters\n\nApplied in this order; `NAME=ARG` holds the threshold. Every dropped row is in "
-        "`rejected/` with the filter's name and the value that failed (not published).\n\n"
-        + md_table(["filter", "in", "kept", "dropped"], rows)
+        "## Filters\n\nThe text steps, applied in this order (rewriters change text, filters keep or drop rows); "
+        "`NAME=ARG` holds the threshold. Every dropped row is in `rejected/` with the step's name and the value "
+        "that failed (not published); `errors` counts the captions a model failed on (their value starts with "
+        "`error:`).\n\n" + md_table(["step", "kind", "in", "kept", "dropped", "errors"], rows)
     )
     if shown:
-        section += "\n\nFilter options: " + ", ".join(f"`{k}={v}`" for k, v in shown.items())
-    for spec, report in _filter_reports(facts, translation=False).items():
-        section += f"\n\n`{spec}`: " + ", ".join(f"{k} {json.dumps(v, ensure_ascii=False)}" for k, v in report.items())
+        section += "\n\nStep options: " + ", ".join(f"`{k}={v}`" for k, v in sorted(shown.items()))
+    for record in facts.steps:
+        if record.report and not record.is_translation:
+            report = record.report
+            section += f"\n\n`{record.spec}`: " + ", ".join(
+                f"{k} {json.dumps(v, ensure_ascii=False)}" for k, v in report.items()
+            )
     return section
 
 
 def _translation_section(facts: BuildFacts) -> str:
-    specs = [s for s in facts.filter_specs if parse_spec(s)[0] == TRANSLATION_FILTER]
+    specs = [r.spec for r in facts.steps if r.name == "translate"]
     translated = facts.captions.translated
     if not specs:
         if translated:
@@ -239,13 +260,12 @@ def _translation_section(facts: BuildFacts) -> str:
                 "(their `lang_orig` differs from `lang`); the source's own files say by whom."
             )
         return "## Translation\n\nNone: every caption is in the language its source wrote it in."
-    options = facts.manifest["config"].get("filter_options") or {}
-    rows = [["filter", f"`{spec}`"] for spec in specs]
-    rows += [
-        [k, f"`{json.dumps(v, ensure_ascii=False)}`"] for k, v in sorted(options.items()) if _is_translation_option(k)
-    ]
-    for report in _filter_reports(facts, translation=True).values():
-        rows += [[k, f"`{json.dumps(v, ensure_ascii=False)}`"] for k, v in report.items()]
+    options = _step_options(facts, translation=True)
+    rows = [["step", f"`{spec}`"] for spec in specs]
+    rows += [[k, f"`{json.dumps(v, ensure_ascii=False)}`"] for k, v in sorted(options.items())]
+    for record in facts.steps:
+        if record.is_translation:
+            rows += [[k, f"`{json.dumps(v, ensure_ascii=False)}`"] for k, v in record.report.items()]
     return (
         f"## Translation\n\n{translated:,} captions were machine-translated with CTranslate2; the original caption "
         "and its language stay in `caption_orig` and `lang_orig`.\n\n" + md_table(["setting", "value"], rows)
@@ -327,33 +347,42 @@ python -m open_clip_train.main --dataset-type webdataset --train-data '{train}'{
 
 
 def licences_section(sources: dict[str, dict[str, Any]]) -> str:
-    """Every source's licence, homepage and BibTeX citation."""
+    """Every source's licence (when known), homepage and BibTeX citation."""
     parts = ["## Licences and citations"]
     for name, info in sorted(sources.items()):
-        parts.append(
-            f"### {name}\n\nLicence: `{info['license']}` (see {info['homepage']}; images keep the terms their "
-            f"owners gave them).\n\n```bibtex\n{info['citation'].strip()}\n```"
-        )
+        lines = [f"### {name}"]
+        terms = "images keep the terms their owners gave them"
+        if info.get("license"):
+            where = f"see {info['homepage']}; " if info.get("homepage") else ""
+            lines.append(f"Licence: `{info['license']}` ({where}{terms}).")
+        else:
+            lines.append(f"No licence was given for this source: ask its publisher before reuse ({terms}).")
+        if info.get("citation", "").strip():
+            lines.append(f"```bibtex\n{info['citation'].strip()}\n```")
+        parts.append("\n\n".join(lines))
     return "\n\n".join(parts)
 
 
 def limitations_section(sources: dict[str, Any], translated: bool) -> str:
-    """What users should know before training on the data."""
-    here = "This build holds machine-translated captions." if translated else "This build holds no translations."
-    items = [
-        f"**Machine translation noise.** {here} Translated captions carry the translator's errors: literal "
-        "renderings, wrong word senses, dropped details, repeated phrases on long or noisy input.",
-        "**Gender marking lost or invented in translation.** Going from a language that does not mark grammatical "
-        "gender (English) to one that does forces the translator to pick one, usually the stereotyped one; going "
-        "the other way erases it.",
+    """What users should know before training on the data: translation noise only when something was
+    translated, then each source's own limitations (its builder's `limitations()`)."""
+    items = []
+    if translated:
+        items += [
+            "**Machine translation noise.** This build holds machine-translated captions. Translated captions carry "
+            "the translator's errors: literal renderings, wrong word senses, dropped details, repeated phrases on "
+            "long or noisy input.",
+            "**Gender marking lost or invented in translation.** Going from a language that does not mark "
+            "grammatical gender (English) to one that does forces the translator to pick one, usually the "
+            "stereotyped one; going the other way erases it.",
+        ]
+    items.append(
         "**Caption style follows the source.** COCO and Flickr captions describe scenes plainly; crowd-written "
-        "captions share their writers' cultural viewpoint and the images over-represent some places and people.",
-    ]
-    if "wit" in sources:
-        items.append(
-            "**WIT's captions are encyclopedic.** Wikipedia reference and alt-text captions name people, places and "
-            "dates more than they describe the picture; the PROPN-ratio filter removes the worst of them."
-        )
+        "captions share their writers' cultural viewpoint and the images over-represent some places and people."
+    )
+    for name, info in sorted(sources.items()):
+        cls = builders().get(info.get("builder") or name)
+        items += cls.limitations() if cls is not None else []
     return "## Limitations and biases\n\n" + "\n".join(f"- {item}" for item in items)
 
 

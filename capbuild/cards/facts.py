@@ -15,9 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from capbuild.filters.base import parse_spec
-from capbuild.images.stage import SIZES_NAME
-from capbuild.manifest import load_manifest
+from capbuild.errors import ConfigError
+from capbuild.layout import BuildLayout
+from capbuild.manifest import require_manifest
+from capbuild.stages.text.records import StepRecord, plan_steps, step_records
+from capbuild.stages.text.steps import parse_spec
 from capbuild.table import part_files
 
 HF_SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
@@ -68,8 +70,23 @@ class BuildFacts:
         return {split: sum(self.sizes.get(s, 0) for s in shards) for split, shards in self.splits.items()}
 
     @property
+    def steps(self) -> list[StepRecord]:
+        """What each step of the text stage did, in plan order."""
+        return step_records(self.manifest)
+
+    @property
     def filter_specs(self) -> list[str]:
-        return list(self.manifest["config"].get("filters", []))
+        return [record.spec for record in self.steps]
+
+    @property
+    def step_counts(self) -> dict[str, dict[str, int]]:
+        """step spec -> rows in, kept, dropped, failed (errors)."""
+        return {record.spec: record.counts for record in self.steps}
+
+    @property
+    def score_names(self) -> list[str]:
+        """The score columns the build's steps added."""
+        return list(dict.fromkeys(name for step in plan_steps(self.manifest) for name in step.get("scores", {})))
 
     @property
     def sources(self) -> dict[str, dict[str, Any]]:
@@ -78,27 +95,25 @@ class BuildFacts:
 
 def load_facts(out: Path) -> BuildFacts:
     """Read a build folder; a clear error when it is not a finished capbuild build."""
-    manifest = load_manifest(out)
-    if manifest is None:
-        raise ValueError(f"{out} holds no manifest.json: is it a capbuild build folder?")
+    manifest = require_manifest(out)
     if manifest.get("kind") == "mixture":
-        raise ValueError(f"{out} is a mixture (`capbuild mix` wrote it and its card); give a build folder")
+        raise ConfigError(f"{out} is a mixture (`capbuild mix` wrote it and its card); give a build folder")
     if not manifest.get("stages", {}).get("text", {}).get("done"):
-        raise ValueError(f"{out}: the build's caption stage is not finished; re-run the build command to resume it")
+        raise ConfigError(f"{out}: the build's caption stage is not finished; re-run the build command to resume it")
     sizes = read_sizes(out)
     return BuildFacts(
         out=out,
         manifest=manifest,
         splits=shard_splits(manifest, sizes),
         sizes=sizes,
-        captions=caption_stats(out / "captions"),
-        drops=drops_by_source(out / "rejected", manifest["config"].get("filters", [])),
+        captions=caption_stats(BuildLayout(out).captions),
+        drops=drops_by_source(BuildLayout(out).rejected, [record.spec for record in step_records(manifest)]),
     )
 
 
 def read_sizes(out: Path) -> dict[str, int]:
     """shards/sizes.json (tar name -> samples), empty when the build has no shards."""
-    path = out / "shards" / SIZES_NAME
+    path = BuildLayout(out).sizes
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -206,7 +221,7 @@ def shard_pattern(prefix: str, names: list[str]) -> str:
     """One brace pattern (webdataset, open_clip) for shard names such as 00003.tar..00007.tar:
     a range when they are consecutive, a list otherwise."""
     if not names:
-        raise ValueError("no shards to name")
+        raise ConfigError("no shards to name")
     if len(names) == 1:
         return f"{prefix}{names[0]}"
     stems = [Path(n).stem for n in names]

@@ -35,7 +35,7 @@ def write_html(report: Report, path: Path) -> Path:
 def render_html(report: Report) -> str:
     facts = report.facts
     title = f"capbuild report: {facts.out.resolve().name}"
-    filters = facts.manifest["counts"].get("text", {}).get("filters", {})
+    filters = facts.step_counts
     parts = [
         f"<h1>{escape(title)}</h1>",
         f"<p>{facts.samples:,} samples from {escape(', '.join(sorted(facts.sources)))}; "

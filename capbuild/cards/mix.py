@@ -27,7 +27,9 @@ from capbuild.cards.card import (
     size_category,
 )
 from capbuild.cards.facts import BuildFacts, hf_split_name, load_facts, shard_pattern
-from capbuild.images.stage import SIZES_NAME
+from capbuild.errors import ConfigError
+from capbuild.layout import SIZES as SIZES_NAME
+from capbuild.layout import BuildLayout
 from capbuild.manifest import save_manifest
 
 MIXTURE_NAME = "mixture.json"
@@ -47,31 +49,32 @@ class MixtureSource:
     splits: dict[str, list[str]]
 
 
-def parse_weights(text: str | None, count: int) -> list[float]:
-    """'3,1' -> [3.0, 1.0]; equal weights when absent."""
+def parse_weights(text: str | None, count: int | None = None) -> list[float]:
+    """'3,1' -> [3.0, 1.0]; equal weights when absent (none when `count` is None). With `count`, one
+    weight per build is required."""
     if not text:
-        return [1.0] * count
+        return [1.0] * (count or 0)
     try:
         weights = [float(w) for w in text.split(",")]
     except ValueError as err:
-        raise ValueError(f"--weights must be numbers separated by commas, like 3,1 (got {text!r})") from err
-    if len(weights) != count:
-        raise ValueError(f"--weights has {len(weights)} value(s) for {count} build(s); give one weight per build")
+        raise ConfigError(f"--weights must be numbers separated by commas, like 3,1 (got {text!r})") from err
+    if count is not None and len(weights) != count:
+        raise ConfigError(f"--weights has {len(weights)} value(s) for {count} build(s); give one weight per build")
     if any(w <= 0 for w in weights):
-        raise ValueError(f"--weights must be positive (got {text!r})")
+        raise ConfigError(f"--weights must be positive (got {text!r})")
     return weights
 
 
 def make_mixture(builds: list[Path], weights: list[float], out: Path, copy: bool = False) -> dict[str, Any]:
     """Write MIX/mixture.json, MIX/manifest.json and MIX/README.md; returns the mixture."""
     if len(builds) != len(weights):
-        raise ValueError(f"{len(weights)} weight(s) for {len(builds)} build(s); give one weight per build")
+        raise ConfigError(f"{len(weights)} weight(s) for {len(builds)} build(s); give one weight per build")
     facts = [_mixable(load_facts(b)) for b in builds]
     names = _unique_names([f.out.resolve().name for f in facts])
     out.mkdir(parents=True, exist_ok=True)
     if copy:
         for name, f in zip(names, facts, strict=True):
-            _copy_shards(f, out / "shards" / name)
+            _copy_shards(f, BuildLayout(out).shards / name)
     entries = [
         _entry(name, f, weight, sum(weights), out, copy) for name, f, weight in zip(names, facts, weights, strict=True)
     ]
@@ -96,7 +99,7 @@ def read_mixture(path: str | Path) -> list[MixtureSource]:
     path = path / MIXTURE_NAME if path.is_dir() else path
     data = json.loads(path.read_text(encoding="utf-8"))
     if data.get("format") != MIXTURE_FORMAT:
-        raise ValueError(f"{path} is not a capbuild mixture (format {data.get('format')!r}, wanted {MIXTURE_FORMAT})")
+        raise ConfigError(f"{path} is not a capbuild mixture (format {data.get('format')!r}, wanted {MIXTURE_FORMAT})")
 
     def resolve(shards: list[str]) -> list[str]:
         return [str((path.parent / s).resolve()) for s in shards]
@@ -116,7 +119,7 @@ def read_mixture(path: str | Path) -> list[MixtureSource]:
 
 def _mixable(facts: BuildFacts) -> BuildFacts:
     if not facts.splits.get(TRAIN_SPLIT) or not facts.split_samples()[TRAIN_SPLIT]:
-        raise ValueError(f"{facts.out} has no train samples in shards; a mixture mixes builds with images")
+        raise ConfigError(f"{facts.out} has no train samples in shards; a mixture mixes builds with images")
     return facts
 
 
@@ -133,8 +136,8 @@ def _copy_shards(facts: BuildFacts, target: Path) -> None:
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for name in sorted(facts.sizes):
-        shutil.copy2(facts.out / "shards" / name, target / name)
-    shutil.copy2(facts.out / "shards" / SIZES_NAME, target / SIZES_NAME)
+        shutil.copy2(BuildLayout(facts.out).shards / name, target / name)
+    shutil.copy2(BuildLayout(facts.out).sizes, target / SIZES_NAME)
 
 
 def _entry(name: str, facts: BuildFacts, weight: float, total: float, out: Path, copy: bool) -> dict[str, Any]:

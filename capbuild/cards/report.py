@@ -22,9 +22,9 @@ import webdataset as wds
 from PIL import Image, UnidentifiedImageError
 
 from capbuild.cards.facts import BuildFacts, CaptionStats, load_facts, read_columns
-from capbuild.filters.base import parse_spec
 from capbuild.images.failures import failure_reason
-from capbuild.table import SCORE_FIELDS
+from capbuild.layout import BuildLayout
+from capbuild.stages.text.steps import parse_spec
 
 THUMBNAIL_SIDE = 128
 SAMPLE_COLUMNS = ("key", "source", "split", "caption", "caption_orig", "image_url", "filter", "filter_value")
@@ -69,7 +69,7 @@ def build_report(out: Path, samples: int = 24, per_group: int = 12, seed: int = 
     if facts.has_shards:
         kept = _kept_from_shards(facts, samples, rng, thumbnails)
     else:
-        kept = _kept_from_table(out, samples, rng, thumbnails)
+        kept = _kept_from_table(facts, samples, rng, thumbnails)
     return Report(
         facts=facts,
         kept=kept,
@@ -103,20 +103,20 @@ def _kept_from_shards(facts: BuildFacts, count: int, rng: random.Random, thumbna
         wanted[shards[shard]].add(pick - int(offsets[shard]))
     kept = []
     for shard, indices in sorted(wanted.items()):
-        dataset = wds.WebDataset(str(facts.out / "shards" / shard), shardshuffle=False, empty_check=False)
+        dataset = wds.WebDataset(str(BuildLayout(facts.out).shards / shard), shardshuffle=False, empty_check=False)
         position = 0
         for sample in dataset:
             if "jpg" not in sample:
                 continue
             if position in indices:
-                kept.append(_shard_sample(sample, thumbnails))
+                kept.append(_shard_sample(sample, facts.score_names, thumbnails))
             position += 1
             if position > max(indices):
                 break
     return kept
 
 
-def _shard_sample(sample: dict[str, Any], thumbnails: bool) -> Sample:
+def _shard_sample(sample: dict[str, Any], scores: list[str], thumbnails: bool) -> Sample:
     meta = json.loads(sample["json"])
     return Sample(
         key=sample["__key__"],
@@ -124,33 +124,33 @@ def _shard_sample(sample: dict[str, Any], thumbnails: bool) -> Sample:
         split=meta.get("split"),
         caption=sample["txt"].decode("utf-8"),
         caption_orig=meta.get("caption_orig"),
-        scores=_scores(meta),
+        scores=_scores(meta, scores),
         thumbnail=thumbnail(sample["jpg"]) if thumbnails else None,
     )
 
 
-def _kept_from_table(out: Path, count: int, rng: random.Random, thumbnails: bool) -> list[Sample]:
-    table = read_columns(out / "captions", (*SAMPLE_COLUMNS, *SCORE_FIELDS))
+def _kept_from_table(facts: BuildFacts, count: int, rng: random.Random, thumbnails: bool) -> list[Sample]:
+    table = read_columns(BuildLayout(facts.out).captions, (*SAMPLE_COLUMNS, *facts.score_names))
     chosen = sorted(rng.sample(range(table.num_rows), min(count, table.num_rows)))
-    return [_row_sample(row, thumbnails) for row in table.take(chosen).to_pylist()]
+    return [_row_sample(row, facts.score_names, thumbnails) for row in table.take(chosen).to_pylist()]
 
 
-def _row_sample(row: dict[str, Any], thumbnails: bool) -> Sample:
+def _row_sample(row: dict[str, Any], scores: list[str], thumbnails: bool) -> Sample:
     return Sample(
         key=row["key"],
         source=row["source"],
         split=row.get("split"),
         caption=row.get("caption") or "",
         caption_orig=row.get("caption_orig"),
-        scores=_scores(row),
+        scores=_scores(row, scores),
         reason=row.get("filter_value"),
         thumbnail=_local_thumbnail(row.get("image_url")) if thumbnails else None,
     )
 
 
-def _scores(record: dict[str, Any]) -> dict[str, Any]:
-    """The filter scores of a row or sample that read as one value (not lists such as captions_orig)."""
-    return {k: record[k] for k in SCORE_FIELDS if record.get(k) is not None and not isinstance(record[k], list)}
+def _scores(record: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """The step scores of a row or sample that read as one value (not lists)."""
+    return {k: record[k] for k in names if record.get(k) is not None and not isinstance(record[k], list)}
 
 
 def _local_thumbnail(url: str | None) -> str | None:
@@ -163,7 +163,7 @@ def _local_thumbnail(url: str | None) -> str | None:
 
 def _dropped(facts: BuildFacts, per_group: int, rng: random.Random, thumbnails: bool) -> dict[str, list[Sample]]:
     """Every filter of the build (in order) -> examples of the rows it dropped."""
-    table = read_columns(facts.out / "rejected", (*SAMPLE_COLUMNS, *SCORE_FIELDS))
+    table = read_columns(BuildLayout(facts.out).rejected, (*SAMPLE_COLUMNS, *facts.score_names))
     spec_of = {parse_spec(spec)[0]: spec for spec in facts.filter_specs}
     rows_by_spec: dict[str, list[int]] = {spec: [] for spec in facts.filter_specs}
     if table.num_rows:
@@ -172,7 +172,11 @@ def _dropped(facts: BuildFacts, per_group: int, rng: random.Random, thumbnails: 
     dropped = {}
     for spec, indices in rows_by_spec.items():
         chosen = sorted(rng.sample(indices, min(per_group, len(indices))))
-        dropped[spec] = [_row_sample(row, thumbnails) for row in table.take(chosen).to_pylist()] if chosen else []
+        dropped[spec] = (
+            [_row_sample(row, facts.score_names, thumbnails) for row in table.take(chosen).to_pylist()]
+            if chosen
+            else []
+        )
     return dropped
 
 
@@ -180,13 +184,13 @@ def _failed(facts: BuildFacts, per_group: int, rng: random.Random) -> dict[str, 
     """Failure reason -> examples of images img2dataset could not fetch (from its per-shard status)."""
     by_reason: dict[str, list[Sample]] = defaultdict(list)
     for shard in sorted(facts.sizes):
-        status = facts.out / "shards" / shard.replace(".tar", ".parquet")
+        status = BuildLayout(facts.out).shards / shard.replace(".tar", ".parquet")
         if not status.exists():
             continue
         table = pq.read_table(status)
         for row in table.filter(pc.not_equal(table["status"], "success")).to_pylist():
             reason = failure_reason(row.get("error_message"))
-            sample = _row_sample({**row, "image_url": None}, thumbnails=False)
+            sample = _row_sample({**row, "image_url": None}, facts.score_names, thumbnails=False)
             sample.reason = f"{row.get('error_message')} ({row.get('url')})"
             by_reason[reason].append(sample)
     return {

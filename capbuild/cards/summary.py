@@ -1,17 +1,28 @@
-"""The report of a build in the terminal: rich tables of counts, filters with examples, failures."""
+"""A build in the terminal: the summary a build prints, `capbuild info`'s manifest tables and
+`capbuild inspect`'s report (rich tables of counts, filters with examples, failures)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from capbuild.cards.card import reasons
-from capbuild.cards.report import Report
+from capbuild import __version__
+from capbuild.layout import REJECTED, SHARDS, join
+from capbuild.stages.text.records import step_records
+
+if TYPE_CHECKING:
+    from capbuild.cards.report import Report
 
 EXAMPLES_PER_FILTER = 3
 
 
 def print_summary(report: Report, console: Console) -> None:
+    from capbuild.cards.card import reasons
+
     facts = report.facts
     counts = facts.manifest["counts"]
     text, images = counts.get("text", {}), counts.get("images") or {}
@@ -48,7 +59,7 @@ def print_summary(report: Report, console: Console) -> None:
     filters = Table(title="Filters, with examples of what they dropped")
     for column in ("filter", "in", "dropped", "examples (value: caption)"):
         filters.add_column(column, justify="right" if column in ("in", "dropped") else "left")
-    filter_counts = text.get("filters", {})
+    filter_counts = facts.step_counts
     for spec, samples in report.dropped.items():
         c = filter_counts.get(spec, {})
         examples = "\n".join(f"{s.reason}: {_short(s.caption)}" for s in samples[:EXAMPLES_PER_FILTER])
@@ -75,3 +86,64 @@ def print_summary(report: Report, console: Console) -> None:
 
 def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_build_summary(out: str | Path, manifest: dict[str, Any], console: Console) -> None:
+    """What a build command prints when it finishes: rows kept and rejected, images, where to look next."""
+    text = manifest["counts"].get("text", {})
+    images = manifest["counts"].get("images")
+    console.print(
+        f"[bold green]done[/]: {text.get('source_rows', 0)} rows read, {text.get('captions', 0)} kept, "
+        f"{text.get('rejected', 0)} rejected (see {join(out, REJECTED)})"
+    )
+    if images:
+        failed = ", ".join(f"{k}: {v}" for k, v in images["failed"].items()) or "none"
+        console.print(
+            f"images: {images['success']} in {images['shards']} shard(s) under {join(out, SHARDS)}; failed: {failed}"
+        )
+    console.print(f"details: capbuild info {out}", markup=False)
+
+
+def print_manifest(manifest: dict[str, Any], console: Console) -> None:
+    """`capbuild info`: the configuration, stages and counts of a build."""
+    config = Table(title="Build", show_header=False)
+    config.add_row("capbuild", f"{manifest.get('capbuild', '?')} (this one: {__version__})")
+    config.add_row("fingerprint", manifest["fingerprint"])
+    for key, value in manifest["config"].items():
+        config.add_row(key, json.dumps(value, ensure_ascii=False))
+    for stage, state in manifest["stages"].items():
+        config.add_row(f"stage {stage}", "done" if state.get("done") else "not done")
+    console.print(config)
+    text = manifest["counts"].get("text")
+    if text:
+        steps = Table(title=f"Text steps ({text['source_rows']} rows from the builder)")
+        for column in ("step", "kind", "in", "kept", "dropped", "errors"):
+            steps.add_column(column, justify="left" if column in ("step", "kind") else "right")
+        for record in step_records(manifest):
+            counts = [str(record.counts.get(what, 0)) for what in ("in", "kept", "dropped", "errors")]
+            steps.add_row(record.spec, record.kind, *counts)
+        console.print(steps)
+        builder = Table(title="Builder: skipped and repaired")
+        builder.add_column("what")
+        builder.add_column("count", justify="right")
+        for kind, counts in text["builder"].items():
+            for reason, count in counts.items():
+                builder.add_row(f"{kind}: {reason}", str(count))
+        console.print(builder)
+        for record in step_records(manifest):
+            if not record.report:
+                continue
+            details = Table(title=record.spec, show_header=False)
+            for key, value in record.report.items():
+                details.add_row(key, str(value))
+            console.print(details)
+    images = manifest["counts"].get("images")
+    if images:
+        table = Table(title="Images by source")
+        outcomes = sorted({o for c in images["per_source"].values() for o in c})
+        table.add_column("source")
+        for outcome in outcomes:
+            table.add_column(outcome, justify="right")
+        for source, counts in images["per_source"].items():
+            table.add_row(source, *(str(counts.get(o, 0)) for o in outcomes))
+        console.print(table)

@@ -1,8 +1,8 @@
 """Filters from Python, on any Arrow table with a `caption` column or on a list of strings:
 
 from capbuild.filters.api import filter_captions
-from capbuild.filters.base import FilterContext, make_filter
-propn = make_filter("propn=0.8", FilterContext(lang="fr"))
+from capbuild.filters.base import make_filter
+propn = make_filter("propn=0.8", "fr")
 kept, dropped = filter_captions(propn, ["Lyon, France", "Un chien court sur la plage."])
 kept["caption"].to_pylist(), dropped["propn_ratio"].to_pylist()   # (['Un chien ...'], [1.0])
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from capbuild.filters.base import Filter
+from capbuild.filters.base import Runner
 from capbuild.filters.chain import _as_text
 
 
@@ -21,7 +21,7 @@ def captions_table(texts: list[str]) -> pa.Table:
     return pa.table({"caption": pa.array(texts, pa.string()), "captions": pa.array([[t] for t in texts])})
 
 
-def filter_captions(flt: Filter, data: pa.Table | list[str]) -> tuple[pa.Table, pa.Table]:
+def filter_captions(flt: Runner, data: pa.Table | list[str]) -> tuple[pa.Table, pa.Table]:
     """(kept rows, dropped rows) of `data`, both with the filter's score columns; the dropped rows
     also carry `filter_value`, the value that failed. Other columns of a table pass through."""
     table = captions_table(data) if isinstance(data, list) else data

@@ -9,11 +9,16 @@ Both leave rows in other languages untouched, so they are safe in a mixed build 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from capbuild.filters.base import CaptionFilter, CaptionRewriter, FilterContext, FilterResult, register_filter
+from capbuild.errors import ConfigError
+from capbuild.filters.base import CaptionFilter, CaptionRewriter, FilterResult
+from capbuild.options import opt
+from capbuild.stages.text.options import TextOptions
+from capbuild.stages.text.steps import Filter, Rewriter, register_step
 
 # Harakat, tanwin, shadda, sukun (U+064B-U+065F), superscript alef (U+0670), Quranic annotation
 # marks (U+06D6-U+06ED) and tatweel (U+0640, the elongation stroke).
@@ -39,7 +44,6 @@ def _is_arabic(lang: str | None) -> bool:
     return (lang or "").split("-")[0] in ("ar", "arz", "ary", "apc", "acm")
 
 
-@register_filter
 class ArabicNormalizeFilter(CaptionRewriter):
     """Rewrites `caption` and `captions` of Arabic rows with `normalise_arabic`; drops a row only when
     nothing is left of its caption (a caption made of diacritics)."""
@@ -55,7 +59,6 @@ class ArabicNormalizeFilter(CaptionRewriter):
         return _is_arabic(lang)
 
 
-@register_filter
 class ArabicMinTokensFilter(CaptionFilter):
     """Drops Arabic captions with fewer than N tokens: '--filter ar-min-tokens=3' (WAP's threshold)."""
 
@@ -63,14 +66,6 @@ class ArabicMinTokensFilter(CaptionFilter):
 
     def __init__(self, minimum: int = 3) -> None:
         self.minimum = minimum
-
-    @classmethod
-    def from_spec(cls, arg: str | None, context: FilterContext) -> ArabicMinTokensFilter:
-        if arg is None:
-            return cls()
-        if not arg.strip().isdigit():
-            raise ValueError(f"--filter ar-min-tokens takes a whole number, e.g. ar-min-tokens=3 (got {arg!r})")
-        return cls(int(arg))
 
     def apply(self, batch: pa.Table) -> FilterResult:
         return self.result(batch, self.score(batch["caption"].to_pylist(), batch["lang"].to_pylist()))
@@ -86,3 +81,37 @@ class ArabicMinTokensFilter(CaptionFilter):
 
     def describe(self) -> str:
         return f"{self.name}={self.minimum}"
+
+
+@register_step
+@dataclass(frozen=True)
+class ArabicNormalize(Rewriter):
+    """'ar-normalize': strips tashkeel and tatweel from Arabic rows."""
+
+    name: ClassVar[str] = "ar-normalize"
+
+    def build(self) -> ArabicNormalizeFilter:
+        return ArabicNormalizeFilter()
+
+
+@register_step
+@dataclass(frozen=True)
+class ArabicMinTokens(Filter):
+    """'ar-min-tokens=N': drops Arabic captions with fewer than N tokens."""
+
+    name: ClassVar[str] = "ar-min-tokens"
+    minimum: int = field(default=3, metadata=opt("Fewest tokens an Arabic caption keeps."))
+
+    @classmethod
+    def from_spec(cls, arg: str | None, lang: str, options: TextOptions) -> ArabicMinTokens:
+        if arg is None:
+            return cls()
+        if not arg.strip().isdigit():
+            raise ConfigError(f"--filter ar-min-tokens takes a whole number, e.g. ar-min-tokens=3 (got {arg!r})")
+        return cls(int(arg))
+
+    def build(self) -> ArabicMinTokensFilter:
+        return ArabicMinTokensFilter(self.minimum)
+
+    def describe(self) -> str:
+        return self.build().describe()

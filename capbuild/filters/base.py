@@ -1,62 +1,51 @@
-"""The filter interface: one class per filter, one method over a batch, one spec syntax for all."""
+"""The runnable steps of the text stage: one class per step, one method over a batch.
+
+A step's config (capbuild.stages.text.steps) builds its runner; the runner judges or rewrites
+batches of caption-table rows. A model-backed runner scores through `score_each`, so that a caption
+that breaks the model becomes a rejected row with its error instead of a dead build.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
+if TYPE_CHECKING:
+    from capbuild.stages.text.options import TextOptions
 
-@dataclass(frozen=True)
-class FilterContext:
-    """What a filter may need to know of the build: the captions' language and extra options
-    (backend, model, workers, ...) that the CLI or Python caller passes through."""
-
-    lang: str = "en"
-    options: dict[str, Any] = field(default_factory=dict)
+ERROR_PREFIX = "error: "
+ERROR_CHARS = 300
 
 
 @dataclass
 class FilterResult:
-    """A filter's verdict on a batch: the batch (possibly with rewritten captions or a new score
-    column), whether each row is kept, and the value each row was judged by."""
+    """A step's verdict on a batch: the batch (possibly with rewritten captions or a new score
+    column), whether each row is kept, the value each row was judged by, and how many rows were
+    dropped because the model failed on them (their value starts with ERROR_PREFIX)."""
 
     table: pa.Table
     keep: list[bool]
     values: list[Any]
+    errors: int = field(default=0)
 
 
-class Filter(ABC):
-    """Judges a batch of caption-table rows. Subclasses set `name` (the spec name users type) and,
-    when the score is kept in the table, `score_column` (declared in capbuild.table.SCORE_FIELDS).
-
-    `stateful` is True for a filter whose verdict on a row depends on rows of earlier batches
-    (dedup): executors run it on one process over the partitions in order. Every other filter
-    judges each row on its own and may run on any worker. `uses_gpu` (class or instance attribute)
-    asks the Ray executor to pin each of the filter's workers to one GPU."""
+class Runner(ABC):
+    """Judges or rewrites a batch of caption-table rows. `name` is the step's spec name; `scores`
+    the columns the runner adds (its config declares the same ones)."""
 
     name: ClassVar[str]
-    score_column: ClassVar[str | None] = None
-    # Further score columns a filter adds in its own `apply` (also declared in SCORE_FIELDS).
-    extra_score_columns: ClassVar[tuple[str, ...]] = ()
-    stateful: ClassVar[bool] = False
-    uses_gpu: bool = False
-
-    @classmethod
-    def from_spec(cls, arg: str | None, context: FilterContext) -> Filter:
-        """Build the filter from the text after '=' in '--filter NAME=ARG' (None when absent)."""
-        if arg is not None:
-            raise ValueError(f"filter {cls.name!r} takes no argument (got {cls.name}={arg})")
-        return cls()
+    scores: ClassVar[dict[str, pa.DataType]] = {}
 
     @abstractmethod
     def apply(self, batch: pa.Table) -> FilterResult:
         """Judge every row of `batch`."""
 
     def describe(self) -> str:
-        """The filter as a user would write it, for the manifest and the dataset card."""
+        """The step as a user would write it."""
         return self.name
 
     def report(self) -> dict[str, Any]:
@@ -64,8 +53,32 @@ class Filter(ABC):
         return {}
 
 
-class CaptionFilter(Filter):
-    """A filter that scores each row's `caption` and keeps the rows whose score passes."""
+def error_value(err: BaseException) -> str:
+    """The rejected row's value for a caption the model failed on."""
+    return f"{ERROR_PREFIX}{type(err).__name__}: {err}"[:ERROR_CHARS]
+
+
+def score_each(score: Callable[[list[str]], list[Any]], texts: list[str]) -> tuple[list[Any], dict[int, str]]:
+    """`score(texts)`; when the batch raises, each text alone, so that only the texts that still
+    raise are lost: (values, None for those), {index: error value}."""
+    try:
+        return score(texts), {}
+    except Exception:
+        values: list[Any] = []
+        errors: dict[int, str] = {}
+        for index, text in enumerate(texts):
+            try:
+                values.extend(score([text]))
+            except Exception as err:
+                values.append(None)
+                errors[index] = error_value(err)
+        return values, errors
+
+
+class CaptionFilter(Runner):
+    """A runner that scores each row's `caption` and keeps the rows whose score passes."""
+
+    score_column: ClassVar[str | None] = None
 
     @abstractmethod
     def score(self, captions: list[str]) -> list[Any]:
@@ -78,19 +91,21 @@ class CaptionFilter(Filter):
     def apply(self, batch: pa.Table) -> FilterResult:
         return self.result(batch, self.score(batch["caption"].to_pylist()))
 
-    def result(self, batch: pa.Table, values: list[Any]) -> FilterResult:
-        """The verdict for scores already computed: the score column added, `passes` applied."""
+    def result(self, batch: pa.Table, values: list[Any], errors: dict[int, str] | None = None) -> FilterResult:
+        """The verdict for scores already computed: the score column added, `passes` applied; the
+        rows in `errors` (index -> error value) dropped with their error."""
+        errors = errors or {}
         if self.score_column is not None:
-            from capbuild.table import SCORE_FIELDS
-
-            column = pa.array(values, type=SCORE_FIELDS[self.score_column])
+            column = pa.array(values, type=self.scores[self.score_column])
             if self.score_column in batch.column_names:
                 batch = batch.drop_columns([self.score_column])
             batch = batch.append_column(self.score_column, column)
-        return FilterResult(batch, [self.passes(v) for v in values], values)
+        keep = [i not in errors and self.passes(v) for i, v in enumerate(values)]
+        shown = [errors.get(i, v) for i, v in enumerate(values)]
+        return FilterResult(batch, keep, shown, len(errors))
 
 
-class CaptionRewriter(Filter):
+class CaptionRewriter(Runner):
     """Rewrites `caption` and every entry of `captions` with `rewrite` (on the rows `rewrites`
     accepts); drops a row whose caption is left empty, and an entry of `captions` left empty."""
 
@@ -121,57 +136,8 @@ class CaptionRewriter(Filter):
         )
 
 
-FILTERS: dict[str, type[Filter]] = {}
+def make_filter(spec: str, lang: str = "en", options: TextOptions | None = None) -> Runner:
+    """The runnable step of one spec, from Python: `make_filter("propn=0.8", "fr")`."""
+    from capbuild.stages.text.steps import parse_step
 
-# Filter options that change how fast a build runs but not what it writes (workers, batch sizes):
-# they stay out of the build's fingerprint, so a re-run with other values resumes.
-OPERATIONAL_OPTIONS: set[str] = set()
-
-
-def register_filter(cls: type[Filter]) -> type[Filter]:
-    """Class decorator: make a filter available to '--filter NAME[=ARG]'."""
-    FILTERS[cls.name] = cls
-    return cls
-
-
-def parse_spec(spec: str) -> tuple[str, str | None]:
-    """'len=3..60' -> ('len', '3..60'); 'dedup' -> ('dedup', None)."""
-    name, sep, arg = spec.strip().partition("=")
-    return name.strip(), (arg.strip() if sep else None)
-
-
-def make_filter(spec: str, context: FilterContext) -> Filter:
-    """Build one filter from its spec, with a clear error for an unknown name."""
-    _load_builtin_filters()
-    name, arg = parse_spec(spec)
-    if name not in FILTERS:
-        known = ", ".join(sorted(FILTERS))
-        raise ValueError(f"unknown filter {name!r} in --filter {spec!r}; known filters: {known}")
-    return FILTERS[name].from_spec(arg, context)
-
-
-def chain_specs(specs: list[str]) -> list[str]:
-    """The specs of a build's filter chain, normalised: `clean` and `unique_key` first (always),
-    then the given filters in order."""
-    always = ["clean", "unique_key"]
-    given = [parse_spec(spec) for spec in specs]
-    return always + [name if arg is None else f"{name}={arg}" for name, arg in given if name not in always]
-
-
-def make_filters(specs: list[str], context: FilterContext) -> list[Filter]:
-    """Build the filter chain of a build (see chain_specs); with `translate` in the options, the
-    translation steps follow the user's filters, which judge the source text and save its compute."""
-    filters = [make_filter(spec, context) for spec in chain_specs(specs)]
-    if context.options.get("translate"):
-        from capbuild.translate.filters import translation_filters
-
-        filters += translation_filters(context)
-    return filters
-
-
-def _load_builtin_filters() -> None:
-    # Importing the modules registers their filters.
-    import capbuild.filters.arabic
-    import capbuild.filters.langid
-    import capbuild.filters.pos
-    import capbuild.filters.text  # noqa: F401
+    return parse_step(spec, lang, options).build()

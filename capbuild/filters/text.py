@@ -1,4 +1,4 @@
-"""Text filters: clean (ftfy, NFC, whitespace), len (word count), dedup (normalised duplicates)."""
+"""Text steps: clean (ftfy, NFC, whitespace), unique_key, len (word count), dedup (normalised duplicates)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import hashlib
 import re
 import string
 import unicodedata
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import ftfy
 import pyarrow as pa
 
-from capbuild.filters.base import CaptionFilter, CaptionRewriter, Filter, FilterContext, FilterResult, register_filter
+from capbuild.errors import ConfigError
+from capbuild.filters.base import CaptionFilter, CaptionRewriter, FilterResult, Runner
+from capbuild.options import opt
+from capbuild.stages.text.options import TextOptions
+from capbuild.stages.text.steps import Filter, Rewriter, register_step
 
 WHITESPACE = re.compile(r"\s+")
 # ASCII punctuation, Latin-1 and general punctuation, CJK and Arabic punctuation marks.
@@ -34,7 +39,6 @@ def normalise_for_dedup(text: str) -> str:
     return WHITESPACE.sub(" ", PUNCTUATION.sub(" ", text)).strip()
 
 
-@register_filter
 class CleanFilter(CaptionRewriter):
     """Cleans `caption` and every entry of `captions` (clean_text); drops rows left with an empty caption."""
 
@@ -44,24 +48,15 @@ class CleanFilter(CaptionRewriter):
         return clean_text(text)
 
 
-@register_filter
 class LengthFilter(CaptionFilter):
     """Keeps captions whose number of words lies in [min, max]: '--filter len=3..60', 'len=3..'."""
 
     name = "len"
     score_column = "word_count"
+    scores: ClassVar[dict[str, pa.DataType]] = {"word_count": pa.int32()}
 
     def __init__(self, minimum: int | None = None, maximum: int | None = None) -> None:
-        if minimum is not None and maximum is not None and minimum > maximum:
-            raise ValueError(f"len={minimum}..{maximum}: the minimum is larger than the maximum")
         self.minimum, self.maximum = minimum, maximum
-
-    @classmethod
-    def from_spec(cls, arg: str | None, context: FilterContext) -> LengthFilter:
-        match = re.fullmatch(r"\s*(\d*)\s*\.\.\s*(\d*)\s*", arg or "")
-        if not match or not (match[1] or match[2]):
-            raise ValueError(f"--filter len takes a word range such as len=3..60, len=3.. or len=..60 (got {arg!r})")
-        return cls(int(match[1]) if match[1] else None, int(match[2]) if match[2] else None)
 
     def score(self, captions: list[str]) -> list[int]:
         return [len(c.split()) for c in captions]
@@ -73,12 +68,10 @@ class LengthFilter(CaptionFilter):
         return f"len={self.minimum or ''}..{self.maximum or ''}"
 
 
-@register_filter
-class DedupFilter(Filter):
+class DedupFilter(Runner):
     """Drops a row whose normalised caption an earlier row already had; the value names that row."""
 
     name = "dedup"
-    stateful = True
 
     def __init__(self) -> None:
         # Digests, not texts, so that memory stays small on millions of captions.
@@ -96,13 +89,11 @@ class DedupFilter(Filter):
         return FilterResult(batch, keep, values)
 
 
-@register_filter
-class UniqueKeyFilter(Filter):
+class UniqueKeyFilter(Runner):
     """Drops a row whose key an earlier row already had (a source listing one id twice), so that
     shard keys stay unique; builders merge such rows where the source allows it."""
 
     name = "unique_key"
-    stateful = True
 
     def __init__(self) -> None:
         self.seen: set[str] = set()
@@ -113,3 +104,66 @@ class UniqueKeyFilter(Filter):
             keep.append(key not in self.seen)
             self.seen.add(key)
         return FilterResult(batch, keep, ["" if k else "repeated key" for k in keep])
+
+
+@register_step
+@dataclass(frozen=True)
+class Clean(Rewriter):
+    """'clean' (always first): ftfy, NFC and whitespace on `caption` and `captions`."""
+
+    name: ClassVar[str] = "clean"
+
+    def build(self) -> CleanFilter:
+        return CleanFilter()
+
+
+@register_step
+@dataclass(frozen=True)
+class UniqueKey(Filter):
+    """'unique_key' (always second): one row per key."""
+
+    name: ClassVar[str] = "unique_key"
+    stateful: ClassVar[bool] = True
+
+    def build(self) -> UniqueKeyFilter:
+        return UniqueKeyFilter()
+
+
+@register_step
+@dataclass(frozen=True)
+class Length(Filter):
+    """'len=3..60', 'len=3..', 'len=..60': keeps captions with that many words."""
+
+    name: ClassVar[str] = "len"
+    scores: ClassVar[dict[str, pa.DataType]] = LengthFilter.scores
+    minimum: int | None = field(default=None, metadata=opt("Fewest words kept."))
+    maximum: int | None = field(default=None, metadata=opt("Most words kept."))
+
+    def __post_init__(self) -> None:
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ConfigError(f"len={self.minimum}..{self.maximum}: the minimum is larger than the maximum")
+
+    @classmethod
+    def from_spec(cls, arg: str | None, lang: str, options: TextOptions) -> Length:
+        match = re.fullmatch(r"\s*(\d*)\s*\.\.\s*(\d*)\s*", arg or "")
+        if not match or not (match[1] or match[2]):
+            raise ConfigError(f"--filter len takes a word range such as len=3..60, len=3.. or len=..60 (got {arg!r})")
+        return cls(int(match[1]) if match[1] else None, int(match[2]) if match[2] else None)
+
+    def build(self) -> LengthFilter:
+        return LengthFilter(self.minimum, self.maximum)
+
+    def describe(self) -> str:
+        return self.build().describe()
+
+
+@register_step
+@dataclass(frozen=True)
+class Dedup(Filter):
+    """'dedup': drops a row whose normalised caption an earlier row had."""
+
+    name: ClassVar[str] = "dedup"
+    stateful: ClassVar[bool] = True
+
+    def build(self) -> DedupFilter:
+        return DedupFilter()

@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +22,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from capbuild.cards.card import write_card
+from capbuild.errors import ConfigError
 from capbuild.images.failures import failure_reason
-from capbuild.images.stage import SIZES_NAME, ImageOptions, run_image_stage, shard_counts
-from capbuild.manifest import load_manifest, save_manifest
+from capbuild.images.stage import ImageOptions, run_image_stage, shard_counts
+from capbuild.layout import SIZES as SIZES_NAME
+from capbuild.layout import WORK, BuildLayout
+from capbuild.manifest import require_manifest, save_manifest
+from capbuild.options import is_operational
 from capbuild.table import part_files, write_part
 
 TRANSIENT_REASONS = frozenset({"timeout", "connection_closed", "connection_error", "connection_refused"})
 TRANSIENT_HTTP = frozenset({408, 425, 429})
 SHARD_PARQUET = "[0-9][0-9][0-9][0-9][0-9].parquet"
-RETRY_WORK = ".work/retry"
-# The options a retry may change: how images are fetched, not what the shards hold.
-OPERATIONAL = ("processes", "threads", "timeout", "retries", "per_host_rps", "user_agent_token")
+RETRY_WORK = f"{WORK}/retry"
 
 
 def is_transient(reason: str) -> bool:
@@ -64,22 +65,21 @@ def summarise(outcomes: dict[str, tuple[str, str | None]]) -> dict[str, Any]:
 
 def retry_failed(out: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Retry OUT's transient failures; returns this retry's record (also appended to the manifest)."""
-    manifest = load_manifest(out)
-    if manifest is None:
-        raise ValueError(f"{out} holds no manifest.json: is it a capbuild build folder?")
+    manifest = require_manifest(out)
     if not manifest["stages"].get("images", {}).get("done"):
-        raise ValueError(f"{out}: the image stage has not finished; re-run the build command to resume it first")
-    shards = out / "shards"
+        raise ConfigError(f"{out}: the image stage has not finished; re-run the build command to resume it first")
+    shards = BuildLayout(out).shards
     outcomes = latest_outcomes(shards)
     before = summarise(outcomes)
     keys = sorted(key for key, (outcome, _) in outcomes.items() if outcome != "success" and is_transient(outcome))
-    options = ImageOptions(**{**manifest["config"]["images"], **(overrides or {})})
+    recorded = manifest.get("operational", {}).get("images", {})
+    options = ImageOptions(**{**manifest["config"]["images"], **recorded, **(overrides or {})})
     record: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "attempted": len(keys)}
     work = out / RETRY_WORK
     shutil.rmtree(work, ignore_errors=True)
     appended: list[str] = []
     if keys:
-        rows = _select_rows(out / "captions", keys, work / "captions")
+        rows = _select_rows(BuildLayout(out).captions, keys, work / "captions")
         if rows != len(keys):
             raise RuntimeError(f"{len(keys) - rows} failed sample(s) are missing from {out / 'captions'}")
         counts = run_image_stage(work / "captions", work / "out", work / "images", options)
@@ -88,7 +88,7 @@ def retry_failed(out: Path, overrides: dict[str, Any] | None = None) -> dict[str
     record.update(
         recovered=after["success"] - before["success"],
         appended_shards=appended,
-        options={k: v for k, v in asdict(options).items() if k in OPERATIONAL},
+        options={f.name: getattr(options, f.name) for f in fields(options) if is_operational(f)},
         before=before,
         after=after,
     )
@@ -97,7 +97,6 @@ def retry_failed(out: Path, overrides: dict[str, Any] | None = None) -> dict[str
     images["per_source"] = _per_source(latest_outcomes(shards))
     images.setdefault("retries", []).append(record)
     save_manifest(out, manifest)
-    write_card(out)
     shutil.rmtree(work, ignore_errors=True)
     return record
 

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,57 +21,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from capbuild.images.download import PER_HOST_RPS_KEY, SPARK_MASTER_ENV
 from capbuild.images.failures import failure_reason
+from capbuild.images.options import DEFAULT_PER_HOST_RPS, DISTRIBUTORS, RESIZE_MODES, ImageOptions
 from capbuild.images.shards import Sample, read_samples, write_samples
-from capbuild.table import SCORE_FIELDS, part_files
+from capbuild.table import part_files, score_fields
 
-RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
-DISTRIBUTORS = ("multiprocessing", "pyspark", "ray")
+__all__ = ["DEFAULT_PER_HOST_RPS", "DISTRIBUTORS", "RESIZE_MODES", "ImageOptions", "run_image_stage"]
+
 # Columns of the caption table that go into every sample's KEY.json (img2dataset adds url,
 # width, height, original size, status and sha256). img2dataset reserves `key` for the positional
 # key it writes; the table's key travels as TABLE_KEY and replaces it when shards are rewritten.
-SAMPLE_COLUMNS = ("source", "source_id", "split", "lang", "caption_orig", "lang_orig", "captions", "meta")
+SAMPLE_COLUMNS = (
+    "source", "source_id", "split", "lang", "caption_orig", "lang_orig", "captions", "captions_orig", "meta",
+)  # fmt: skip
 TABLE_KEY = "table_key"
 SPLIT_ORDER = ("train", "val", "test")
 SIZES_NAME = "sizes.json"
-# Wikimedia (all of WIT's images) answers bursts with 429; 10 requests/s per host stays clear of it.
-DEFAULT_PER_HOST_RPS = 10.0
-
-
-@dataclass
-class ImageOptions:
-    """How images are fetched and stored. Only the output-deciding fields enter the fingerprint."""
-
-    image_size: int = 256
-    resize_mode: str = "border"
-    shard_size: int = 10_000
-    encode_quality: int = 95
-    max_image_pixels: int = 89_478_485
-    processes: int = 1
-    threads: int = 16
-    timeout: int = 10
-    retries: int = 0
-    # Requests per second to any one host, whole build (0: unpaced); 429 Retry-After is honoured either way.
-    per_host_rps: float = DEFAULT_PER_HOST_RPS
-    # Names the crawler in the User-Agent; X-Robots-Tag directives aimed at it are honoured.
-    user_agent_token: str | None = None
-    distributor: str = "multiprocessing"
-    spark_master: str | None = None
-    ray_address: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.resize_mode not in RESIZE_MODES:
-            raise ValueError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)} (got {self.resize_mode!r})")
-        if self.distributor not in DISTRIBUTORS:
-            raise ValueError(f"--distributor must be one of {', '.join(DISTRIBUTORS)} (got {self.distributor!r})")
-        if self.image_size <= 0 or self.shard_size <= 0:
-            raise ValueError("--image-size and --shard-size must be positive")
-
-    def output_config(self) -> dict[str, Any]:
-        config = asdict(self)
-        operational_fields = ("processes", "threads", "timeout", "retries", "per_host_rps", "user_agent_token")
-        for operational in (*operational_fields, "distributor", "spark_master", "ray_address"):
-            config.pop(operational)
-        return config
 
 
 def img2dataset_arguments(input_path: Path, shards: Path, options: ImageOptions, extra: list[str]) -> dict[str, Any]:
@@ -156,7 +119,7 @@ def _input_name(split: str) -> str:
 
 
 def _input_columns(table: pa.Table) -> pa.Table:
-    scores = [c for c in table.column_names if c in SCORE_FIELDS]
+    scores = list(score_fields(table.schema))
     columns = {"url": table["image_url"], "caption": table["caption"], TABLE_KEY: table["key"]}
     columns.update({name: table[name] for name in (*SAMPLE_COLUMNS, *scores)})
     return pa.table(columns)

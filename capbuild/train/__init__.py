@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 
-EXTRA_HINT = "pip install 'capbuild[train]'"
+from capbuild.errors import MissingExtraError
+
 REQUIRED_MODULES = ("torch", "torchvision", "transformers", "timm")
 
 
 def require_train_extra() -> None:
-    """Raise a RuntimeError naming the install command when a package of the `train` extra is missing."""
+    """A MissingExtraError naming the install command when a package of the `train` extra is missing."""
     missing = [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        raise RuntimeError(f"training needs {', '.join(missing)}, which are not installed: {EXTRA_HINT}")
+        raise MissingExtraError(", ".join(missing), "train", "training and evaluation")

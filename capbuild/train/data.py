@@ -18,6 +18,9 @@ import torch
 import webdataset as wds
 from torchvision.transforms import InterpolationMode, v2
 
+from capbuild.errors import ConfigError, InputError
+from capbuild.layout import MANIFEST, BuildLayout
+
 # Tokenizers share a thread pool that deadlocks in forked loader workers; the workers are the parallelism.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -27,13 +30,15 @@ GREY_FILL = 127  # what geometric augmentation fills uncovered pixels with (clip
 
 
 def expand_shards(pattern: str) -> list[str]:
-    """Shard paths of one --data pattern: brace ranges ('{00000..00099}'), globs, or a folder of tars."""
+    """Shard paths of one --data pattern: brace ranges ('{00000..00099}'), globs, a folder of tars, or a
+    build folder (its shards)."""
     urls: list[str] = []
     for item in braceexpand.braceexpand(pattern):
         if "://" in item:
             urls.append(item)
         elif Path(item).is_dir():
-            urls.extend(sorted(str(p) for p in Path(item).glob("*.tar")))
+            folder = BuildLayout(Path(item)).shards if Path(item, MANIFEST).is_file() else Path(item)
+            urls.extend(sorted(str(p) for p in folder.glob("*.tar")))
         elif any(ch in item for ch in "*?["):
             urls.extend(sorted(glob.glob(item)))
         else:
@@ -41,9 +46,7 @@ def expand_shards(pattern: str) -> list[str]:
     missing = [u for u in urls if "://" not in u and not Path(u).is_file()]
     if not urls or missing:
         shown = ", ".join(missing[:3]) or pattern
-        raise FileNotFoundError(
-            f"no shard found for --data {pattern!r} ({shown}); check the path and the {{a..b}} range"
-        )
+        raise InputError(f"no shard found for --data {pattern!r} ({shown}); check the path and the {{a..b}} range")
     return urls
 
 
@@ -53,7 +56,7 @@ def count_samples(urls: list[str]) -> int:
     sizes_cache: dict[Path, dict[str, int]] = {}
     for url in urls:
         if "://" in url:
-            raise ValueError(f"--epochs counts samples of local shards only ({url}): give --steps instead")
+            raise ConfigError(f"--epochs counts samples of local shards only ({url}): give --steps instead")
         path = Path(url)
         sizes_path = path.parent / "sizes.json"
         if sizes_path not in sizes_cache:
@@ -243,7 +246,7 @@ def train_loader(
     if not options.resample:
         fewest = min(len(urls) for urls in sources) // world
         if fewest == 0:
-            raise ValueError(f"{world} ranks but a --data source has fewer shards: drop --no-resample")
+            raise ConfigError(f"{world} ranks but a --data source has fewer shards: drop --no-resample")
         workers = min(workers, fewest)
     example = TrainExample(transform)
     pipelines = [

@@ -10,7 +10,7 @@ language, each image finds its captions.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from torchvision.datasets import ImageFolder
 
+from capbuild.errors import ConfigError
 from capbuild.models.dual_encoder import DualEncoder, load_dual_encoder
+from capbuild.train.config import EvalRequest
 from capbuild.train.data import count_samples, eval_batches, sample_texts, scan_samples
 from capbuild.train.metrics import ranking_metrics, topk_accuracy
 from capbuild.train.sources import EvalData, eval_data, unique_names
@@ -37,22 +39,6 @@ TABLE_METRICS = {
 }
 SHORT = {"text_to_image": "t2i", "image_to_text": "i2t"}
 TABLE_WIDTH = 120  # the retrieval table's width with set names of about ten characters
-
-
-@dataclass
-class EvalRequest:
-    """What to evaluate: retrieval on `data` (build folders or shards), zero-shot on `images` (or on labelled `data`).
-
-    `model`: a capbuild run, a local Hugging Face CLIP-like folder, or open_clip:ARCH[:WEIGHTS]."""
-
-    model: str | Path
-    data: list[str] = field(default_factory=list)
-    classes: Path | None = None
-    templates: Path | None = None
-    images: Path | None = None
-    batch_size: int = 128
-    workers: int = 2
-    device: str | None = None
 
 
 @dataclass
@@ -86,7 +72,7 @@ def embed_set(encoder: DualEncoder, data: EvalData, batch_size: int, workers: in
         progress.update(task, completed=len(embedded))
     order = [image for image, key in first_key.items() if key in embedded]
     if not order:
-        raise ValueError(f"--data {data.entry}: no sample with a readable image and a caption")
+        raise ConfigError(f"--data {data.entry}: no sample with a readable image and a caption")
     index = {image: i for i, image in enumerate(order)}
     rows = []
     for sample in scanned:
@@ -175,27 +161,27 @@ def folder_embeddings(
 
 def zero_shot(encoder: DualEncoder, request: EvalRequest, sets: list[SetEmbeddings]) -> dict[str, Any]:
     if request.classes is None:
-        raise ValueError("zero-shot needs --classes (one class name per line, in the target language)")
+        raise ConfigError("zero-shot needs --classes (one class name per line, in the target language)")
     classes = read_lines(request.classes)
     templates = read_lines(request.templates) if request.templates else list(DEFAULT_TEMPLATES)
     if request.images is not None:
         images, labels, folders = folder_embeddings(encoder, request.images, request.batch_size, request.workers)
         if len(folders) != len(classes):
-            raise ValueError(
+            raise ConfigError(
                 f"{request.images} has {len(folders)} class folders but {request.classes} names {len(classes)}"
             )
     elif sets:
         shard_labels = [label for s in sets for label in s.labels]
         if any(label is None for label in shard_labels):
-            raise ValueError(
+            raise ConfigError(
                 "zero-shot on shards needs a 'label' in every KEY.json (or KEY.cls); or give --images FOLDER"
             )
         images = torch.cat([s.images for s in sets])
         labels = np.asarray([int(label) for label in shard_labels])
     else:
-        raise ValueError("zero-shot needs --images FOLDER or labelled --data shards")
+        raise ConfigError("zero-shot needs --images FOLDER or labelled --data shards")
     if labels.max() >= len(classes):
-        raise ValueError(f"label {labels.max()} but only {len(classes)} classes in {request.classes}")
+        raise ConfigError(f"label {labels.max()} but only {len(classes)} classes in {request.classes}")
     scores = (images @ class_embeddings(encoder, classes, templates).T).numpy()
     return {
         "classes": len(classes),
@@ -208,7 +194,7 @@ def zero_shot(encoder: DualEncoder, request: EvalRequest, sets: list[SetEmbeddin
 def evaluate(request: EvalRequest, show_progress: bool = False) -> dict[str, Any]:
     """Every evaluation the request names; the result is what eval.json holds."""
     if not request.data and request.images is None:
-        raise ValueError(
+        raise ConfigError(
             "nothing to evaluate: give --data build folders or shards (retrieval) and/or --images with --classes "
             "(zero-shot)"
         )

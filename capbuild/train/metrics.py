@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from capbuild.errors import ConfigError
+
 KS = (1, 5, 10)
 CHUNK = 1024  # queries ranked at once (bounds the memory of the sort)
 
@@ -34,9 +36,9 @@ def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, ks: tuple[int, ...
     scores = np.asarray(scores)  # float32 from the model stays float32: captions x images can be large
     relevant = np.asarray(relevant, dtype=bool)
     if scores.shape != relevant.shape or scores.ndim != 2:
-        raise ValueError(f"scores {scores.shape} and relevant {relevant.shape} must be the same 2-D shape")
+        raise ConfigError(f"scores {scores.shape} and relevant {relevant.shape} must be the same 2-D shape")
     if not relevant.any(axis=1).all():
-        raise ValueError("every query needs at least one relevant candidate")
+        raise ConfigError("every query needs at least one relevant candidate")
     parts = [_first_hits_and_ap(scores[i : i + CHUNK], relevant[i : i + CHUNK]) for i in range(0, len(scores), CHUNK)]
     first = np.concatenate([p[0] for p in parts])
     ap = np.concatenate([p[1] for p in parts])

@@ -18,6 +18,7 @@ from transformers import (
     VisionTextDualEncoderProcessor,
 )
 
+from capbuild.errors import ConfigError, InputError
 from capbuild.train.data import ImageGeometry
 
 # CLIP's normalisation, for vision checkpoints that ship no image processor.
@@ -31,7 +32,7 @@ def checkpoint(name: str | Path, what: str) -> str:
     rather than as a malformed hub id."""
     text = str(name)
     if (Path(text).is_absolute() or text.startswith((".", "~"))) and not Path(text).expanduser().is_dir():
-        raise FileNotFoundError(f"{what} {text} is not a folder: give one saved with save_pretrained, or a hub name")
+        raise InputError(f"{what} {text} is not a folder: give one saved with save_pretrained, or a hub name")
     return str(Path(text).expanduser()) if text.startswith("~") else text
 
 
@@ -122,7 +123,7 @@ def load_teacher(path: str) -> tuple[nn.Module, Any]:
     path = checkpoint(path, "--distill-from")
     teacher = AutoModel.from_pretrained(path)
     if not (hasattr(teacher, "text_model") and hasattr(teacher, "text_projection")):
-        raise ValueError(f"--distill-from {path}: not a CLIP-style model (needs text_model and text_projection)")
+        raise ConfigError(f"--distill-from {path}: not a CLIP-style model (needs text_model and text_projection)")
     teacher.requires_grad_(False)
     teacher.eval()
     return teacher, AutoTokenizer.from_pretrained(path)

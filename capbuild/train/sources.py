@@ -12,6 +12,7 @@ from pathlib import Path
 
 from capbuild.cards.facts import read_sizes, shard_splits
 from capbuild.cards.mix import MIXTURE_NAME, read_mixture
+from capbuild.errors import ConfigError
 from capbuild.manifest import MANIFEST_NAME, load_manifest
 from capbuild.train.data import expand_shards
 
@@ -31,7 +32,7 @@ def build_splits(out: Path) -> dict[str, list[str]]:
     """Split -> shard paths of a finished build (empty when it has no shards)."""
     manifest = load_manifest(out)
     if manifest is None:
-        raise ValueError(f"{out} holds no {MANIFEST_NAME}: is it a capbuild build folder?")
+        raise ConfigError(f"{out} holds no {MANIFEST_NAME}: is it a capbuild build folder?")
     sizes = read_sizes(out)
     return {
         split: [str(out / "shards" / name) for name in names if sizes.get(name)]
@@ -43,9 +44,9 @@ def split_shards(out: Path, split: str) -> list[str]:
     """The shards of one split of a build, or an error naming the splits it has."""
     splits = {s: shards for s, shards in build_splits(out).items() if shards}
     if not splits:
-        raise ValueError(f"{out} has no shards (built with --no-images?): nothing to read")
+        raise ConfigError(f"{out} has no shards (built with --no-images?): nothing to read")
     if split not in splits:
-        raise ValueError(f"{out} has no {split!r} split in its shards (it has: {', '.join(splits)})")
+        raise ConfigError(f"{out} has no {split!r} split in its shards (it has: {', '.join(splits)})")
     return splits[split]
 
 
@@ -63,17 +64,17 @@ def eval_data(entry: str) -> EvalData:
     """A --data value of `capbuild eval`: a build's test split (every split when it has only one), or shards."""
     path = Path(entry)
     if is_mixture(path):
-        raise ValueError(f"{entry} is a mixture (training data); evaluate on build folders or shards")
+        raise ConfigError(f"{entry} is a mixture (training data); evaluate on build folders or shards")
     if is_build(path):
         splits = {s: shards for s, shards in build_splits(path).items() if shards}
         if not splits:
-            raise ValueError(f"{entry} has no shards (built with --no-images?): nothing to evaluate on")
+            raise ConfigError(f"{entry} has no shards (built with --no-images?): nothing to evaluate on")
         if TEST_SPLIT in splits:
             urls = splits[TEST_SPLIT]
         elif len(splits) == 1:
             urls = next(iter(splits.values()))
         else:
-            raise ValueError(
+            raise ConfigError(
                 f"{entry} has splits {', '.join(splits)} but no 'test': give the shards of the one to evaluate on"
             )
         return EvalData(name=build_name(path), urls=urls, build=path, entry=entry)
@@ -109,7 +110,7 @@ def unique_names(data: list[EvalData]) -> list[EvalData]:
             item = EvalData(f"{item.name}:{label}", item.urls, item.build, item.entry)
         renamed.append(item)
     if len({d.name for d in renamed}) != len(renamed):
-        raise ValueError("the same --data is given twice")
+        raise ConfigError("the same --data is given twice")
     return renamed
 
 

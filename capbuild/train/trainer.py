@@ -22,6 +22,8 @@ from timm.utils.agc import adaptive_clip_grad
 from torch.nn.parallel import DistributedDataParallel
 from transformers import get_cosine_schedule_with_warmup
 
+from capbuild.atomic import atomic_path
+from capbuild.errors import ConfigError, InputError
 from capbuild.train.config import CONFIG_NAME, TrainConfig, load_config
 from capbuild.train.data import LoaderOptions, TrainCollate, count_samples, image_transform, train_loader
 from capbuild.train.loss import contrastive_loss, distillation_loss
@@ -92,13 +94,13 @@ def _check_run_folder(config: TrainConfig) -> None:
     saved = config.out / CONFIG_NAME
     if config.resume:
         if not (config.out / CHECKPOINT_NAME).is_file():
-            raise FileNotFoundError(f"--resume: no {CHECKPOINT_NAME} in {config.out}; start without --resume")
+            raise InputError(f"--resume: no {CHECKPOINT_NAME} in {config.out}; start without --resume")
         before = load_config(config.out).to_json()
         changed = sorted(k for k, v in config.to_json().items() if k not in RESUMABLE_CHANGES and before.get(k) != v)
         if changed:
-            raise ValueError(f"--resume with different options ({', '.join(changed)}) than the run in {config.out}")
+            raise ConfigError(f"--resume with different options ({', '.join(changed)}) than the run in {config.out}")
     elif saved.is_file():
-        raise ValueError(f"{config.out} already holds a run: add --resume to continue it, or choose another --out")
+        raise ConfigError(f"{config.out} already holds a run: add --resume to continue it, or choose another --out")
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -112,15 +114,14 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 def _save_checkpoint(path: Path, step: int, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> None:
-    tmp = path.with_suffix(".tmp")
     state = {
         "step": step,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
     }
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _losses(
@@ -162,7 +163,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, Any]:
         teacher.to(env.device)
         teacher_dim = teacher.text_projection.out_features
         if teacher_dim != config.projection_dim:
-            raise ValueError(f"--distill-from embeds in {teacher_dim} dimensions: set --projection-dim {teacher_dim}")
+            raise ConfigError(f"--distill-from embeds in {teacher_dim} dimensions: set --projection-dim {teacher_dim}")
     model.to(env.device)
     optimizer = build_optimizer(model, config)
     steps = total_steps(config, sources, env.world)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from capbuild.errors import BuildConflictError, ConfigError
 from capbuild.translate.model import ModelInfo, detect_family, fingerprint_model
 
 SUPPORTED_MODEL_TYPES = {"marian": "marian", "m2m_100": "m2m100", "nllb-moe": "nllb"}
@@ -18,13 +19,13 @@ def convert_model(model: str, out: Path, quantization: str | None = "int8", forc
     from ctranslate2.converters import TransformersConverter
 
     if quantization is not None and quantization not in QUANTIZATIONS:
-        raise ValueError(f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
+        raise ConfigError(f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"{out} is not empty; pass --force to replace it")
+        raise BuildConflictError(f"{out} is not empty; pass --force to replace it")
     config = transformers.AutoConfig.from_pretrained(model)
     if config.model_type not in SUPPORTED_MODEL_TYPES:
-        raise ValueError(
+        raise ConfigError(
             f"{model} is a {config.model_type!r} model; capbuild translates with MarianMT (OPUS-MT), "
             "NLLB-200 and M2M100 models"
         )

@@ -13,20 +13,27 @@ RATIO_RANGE = (0.15, 4.0)  # output characters / source characters
 _CHAR_RUN = re.compile(rf"(.)\1{{{CHAR_RUN - 1},}}")
 
 
-def degenerate_reason(source: str, output: str) -> str:
-    """'' for a plausible translation, else why not: 'empty', 'loop: ...', 'length ratio ...'."""
+def degenerate(source: str, output: str) -> tuple[str, str]:
+    """('', '') for a plausible translation, else (reason, detail): ('empty', ''),
+    ('loop', "'cane' x5"), ('length_ratio', '4.50')."""
     text = output.strip()
     if not text:
-        return "empty"
+        return "empty", ""
     loop = _loop(text)
     if loop:
-        return f"loop: {loop}"
+        return "loop", loop
     longest = max(len(source), len(text))
     if longest >= RATIO_MIN_CHARS and source:
         ratio = len(text) / len(source)
         if not RATIO_RANGE[0] <= ratio <= RATIO_RANGE[1]:
-            return f"length ratio {ratio:.2f}"
-    return ""
+            return "length_ratio", f"{ratio:.2f}"
+    return "", ""
+
+
+def degenerate_reason(source: str, output: str) -> str:
+    """'' for a plausible translation, else 'reason: detail' ('empty', 'loop: ...', 'length_ratio: 4.50')."""
+    reason, detail = degenerate(source, output)
+    return f"{reason}: {detail}" if detail else reason
 
 
 def is_loop(output: str) -> bool:

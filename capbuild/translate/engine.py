@@ -1,4 +1,5 @@
-"""CTranslate2 decoding: sorted by length, batched by tokens, on CUDA (every given GPU) or CPU int8."""
+"""CTranslate2 decoding: sorted by length, batched by tokens, on CUDA (every given GPU) or CPU int8,
+within the model's position limits; a batch the model raises on is retried source by source."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from capbuild.errors import ConfigError
+from capbuild.translate.model import ModelLimits
 
 LENGTH_BUCKET = 8
 
@@ -72,19 +76,31 @@ def cuda_devices(devices: str) -> list[int]:
     try:
         wanted = [int(d) for d in devices.split(",") if d.strip()]
     except ValueError as err:
-        raise ValueError(f"--mt-devices takes 'auto', 'cpu' or GPU indices such as 0,1 (got {devices!r})") from err
+        raise ConfigError(f"--mt-devices takes 'auto', 'cpu' or GPU indices such as 0,1 (got {devices!r})") from err
     missing = [d for d in wanted if d >= available]
     if missing:
-        raise ValueError(f"--mt-devices {devices}: CUDA sees {available} GPU(s); use --mt-devices cpu to run on CPU")
+        raise ConfigError(f"--mt-devices {devices}: CUDA sees {available} GPU(s); use --mt-devices cpu to run on CPU")
     return wanted
 
 
-class Ct2Engine:
-    """A ctranslate2.Translator plus the batching around it; counts sentences sent to the model."""
+@dataclass(frozen=True)
+class Failed:
+    """A source the model raised on, even alone in its batch: the error, as text."""
 
-    def __init__(self, model_dir: Path, runtime: RuntimeOptions) -> None:
+    message: str
+
+
+class Ct2Engine:
+    """A ctranslate2.Translator plus the batching around it; counts sentences sent to the model.
+
+    `limits` are the model's position limits: every decoding bound is clamped to the target limit
+    (CTranslate2 counts a target prefix within `max_decoding_length`, and a bound of exactly the
+    table's size fits), and the caller keeps sources within the source limit."""
+
+    def __init__(self, model_dir: Path, runtime: RuntimeOptions, limits: ModelLimits | None = None) -> None:
         import ctranslate2
 
+        self.limits = limits or ModelLimits()
         gpus = cuda_devices(runtime.devices)
         if gpus:
             self.device = f"cuda:{','.join(map(str, gpus))}"
@@ -105,6 +121,11 @@ class Ct2Engine:
             self.batch_tokens = runtime.batch_tokens or 2048
         self.sentences = 0
 
+    def bound(self, source_tokens: int, decode: DecodeOptions) -> int:
+        """The decoding bound for a source of this many tokens, within the model's target limit."""
+        bound = decode.max_decoding_length(source_tokens)
+        return min(bound, self.limits.target) if self.limits.target else bound
+
     def translate(
         self,
         sources: list[list[str]],
@@ -112,38 +133,69 @@ class Ct2Engine:
         decode: DecodeOptions,
         on_batch: Callable[[int], None] | None = None,
         **overrides: Any,
-    ) -> list[list[str]]:
-        """Target tokens for every source, in input order; the prefix (if any) is left on."""
-        results: list[list[str]] = [[] for _ in sources]
-        pending: deque[tuple[list[int], list[Any]]] = deque()
+    ) -> list[list[str] | Failed]:
+        """Target tokens for every source, in input order (the prefix, if any, left on), or Failed
+        for a source the model raised on: a batch that raises is retried source by source."""
+        results: list[list[str] | Failed] = [[] for _ in sources]
+        pending: deque[tuple[list[int], list[Any], dict[str, Any]]] = deque()
         lengths = [len(s) for s in sources]
-        for batch in token_batches(lengths, self.batch_tokens, [decode.max_decoding_length(n) for n in lengths]):
-            futures = self.translator.translate_batch(
-                [sources[i] for i in batch],
-                target_prefix=[target_prefix] * len(batch) if target_prefix else None,
-                beam_size=decode.beam_size,
-                repetition_penalty=overrides.get("repetition_penalty", decode.repetition_penalty),
-                no_repeat_ngram_size=overrides.get("no_repeat_ngram_size", decode.no_repeat_ngram_size),
-                max_decoding_length=decode.max_decoding_length(max(len(sources[i]) for i in batch)),
-                asynchronous=True,
-            )
-            pending.append((batch, futures))
+        bounds = [self.bound(n, decode) for n in lengths]
+        for batch in token_batches(lengths, self.batch_tokens, bounds):
+            options = {
+                "target_prefix": [target_prefix] * len(batch) if target_prefix else None,
+                "beam_size": decode.beam_size,
+                "repetition_penalty": overrides.get("repetition_penalty", decode.repetition_penalty),
+                "no_repeat_ngram_size": overrides.get("no_repeat_ngram_size", decode.no_repeat_ngram_size),
+                "max_decoding_length": bounds[batch[0]],  # a batch never mixes bounds
+            }
+            try:
+                futures = self.translator.translate_batch([sources[i] for i in batch], asynchronous=True, **options)
+            except Exception:  # whatever the model raises, its sources are retried one by one
+                self._one_by_one(batch, sources, options, results)
+                self._done(len(batch), on_batch)
+                continue
+            pending.append((batch, futures, options))
             # Keep every replica busy, with one batch queued behind each.
             if len(pending) >= 2 * self.replicas:
-                self._collect(pending.popleft(), results, on_batch)
+                self._collect(pending.popleft(), sources, results, on_batch)
         while pending:
-            self._collect(pending.popleft(), results, on_batch)
+            self._collect(pending.popleft(), sources, results, on_batch)
         return results
 
     def _collect(
-        self, item: tuple[list[int], list[Any]], results: list[list[str]], on_batch: Callable[[int], None] | None
+        self,
+        item: tuple[list[int], list[Any], dict[str, Any]],
+        sources: list[list[str]],
+        results: list[list[str] | Failed],
+        on_batch: Callable[[int], None] | None,
     ) -> None:
-        batch, futures = item
+        batch, futures, options = item
+        failed: list[int] = []
         for index, future in zip(batch, futures, strict=True):
-            results[index] = future.result().hypotheses[0]
-        self.sentences += len(batch)
+            try:
+                results[index] = future.result().hypotheses[0]
+            except Exception:  # retried alone below
+                failed.append(index)
+        if failed:
+            self._one_by_one(failed, sources, options, results)
+        self._done(len(batch), on_batch)
+
+    def _one_by_one(
+        self, indices: list[int], sources: list[list[str]], options: dict[str, Any], results: list[list[str] | Failed]
+    ) -> None:
+        """Each source alone, synchronously: one that still raises gets Failed with the error."""
+        prefix = options["target_prefix"]
+        for index in indices:
+            alone = {**options, "target_prefix": prefix[:1] if prefix else None}
+            try:
+                results[index] = self.translator.translate_batch([sources[index]], **alone)[0].hypotheses[0]
+            except Exception as err:  # the caption is rejected with this message
+                results[index] = Failed(f"{type(err).__name__}: {err}")
+
+    def _done(self, sentences: int, on_batch: Callable[[int], None] | None) -> None:
+        self.sentences += sentences
         if on_batch:
-            on_batch(len(batch))
+            on_batch(sentences)
 
 
 def token_batches(lengths: list[int], batch_tokens: int, groups: list[int] | None = None) -> list[list[int]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from capbuild.errors import ConfigError
+
 # ISO 639-1 -> NLLB-200 (FLORES-200) code. Where a macrolanguage has several NLLB variants the one
 # the low-resource CLIP projects use is chosen (Arabic: Modern Standard, Azerbaijani: North, ...).
 NLLB_CODES: dict[str, str] = {
@@ -40,7 +42,7 @@ def nllb_code(lang: str) -> str:
         return lang
     code = NLLB_CODES.get(lang.lower())
     if code is None:
-        raise ValueError(
+        raise ConfigError(
             f"no NLLB-200 code known for language {lang!r}; pass the FLORES-200 code itself "
             "(e.g. --lang ita_Latn) or an ISO 639-1 code from capbuild.translate.langcodes.NLLB_CODES"
         )

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+from capbuild.errors import InputError
 
 MODEL_INFO_FILE = "capbuild-mt.json"
 VOCABULARY_FILES = (
     "shared_vocabulary.json", "shared_vocabulary.txt", "source_vocabulary.json", "source_vocabulary.txt",
 )  # fmt: skip
 FAMILIES = ("marian", "nllb", "m2m100")
+# config.json keys naming a model's position limits (Hugging Face names; a converted folder may hold them).
+SOURCE_LIMIT_KEYS = ("max_source_positions", "max_position_embeddings")
+TARGET_LIMIT_KEYS = ("max_target_positions", "max_position_embeddings")
+# The model.bin variables holding the learned or stored position tables of CTranslate2's Transformer spec.
+POSITION_TABLES = ("encoder/position_encodings/encodings", "decoder/position_encodings/encodings")
+MODEL_BIN_VERSIONS = (5, 6)  # the binary layouts read_position_tables understands
 
 
 @dataclass(frozen=True)
@@ -30,7 +40,7 @@ class ModelInfo:
 
 def check_model_dir(folder: Path) -> None:
     if not (folder / "model.bin").is_file():
-        raise FileNotFoundError(
+        raise InputError(
             f"{folder} is not a CTranslate2 model folder (no model.bin); convert a Hugging Face model with "
             f"`capbuild translate convert --model MODEL --out {folder}`"
         )
@@ -80,3 +90,69 @@ def _source_vocabulary(folder: Path) -> set[str]:
             text = path.read_text(encoding="utf-8")
             return set(json.loads(text)) if name.endswith(".json") else set(text.splitlines())
     return set()
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    """How many positions (tokens, special tokens included) the model's encoder and decoder have;
+    None where the model sets no limit that capbuild could read."""
+
+    source: int | None = None
+    target: int | None = None
+
+
+def read_model_limits(folder: Path) -> ModelLimits:
+    """The model's position limits: from config.json (max_source_positions / max_target_positions /
+    max_position_embeddings) where it names them, else from the sizes of the position tables stored
+    in model.bin (CTranslate2 writes no such keys in its own config.json)."""
+    folder = Path(folder)
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    tables = read_position_tables(folder / "model.bin")
+    source = next((int(config[k]) for k in SOURCE_LIMIT_KEYS if config.get(k)), tables.get(POSITION_TABLES[0]))
+    target = next((int(config[k]) for k in TARGET_LIMIT_KEYS if config.get(k)), tables.get(POSITION_TABLES[1]))
+    return ModelLimits(source=source, target=target)
+
+
+def read_position_tables(model_bin: Path) -> dict[str, int]:
+    """Rows of the position tables in a CTranslate2 model.bin, by variable name (aliases resolved),
+    read from the variable headers only; {} for a layout this code does not know."""
+    try:
+        with model_bin.open("rb") as f:
+            (version,) = _unpack(f, "I")
+            if version not in MODEL_BIN_VERSIONS:
+                return {}
+            _read_string(f)  # the spec's name
+            _unpack(f, "I")  # its revision
+            (count,) = _unpack(f, "I")
+            rows: dict[str, int] = {}
+            for _ in range(count):
+                name = _read_string(f)
+                (rank,) = _unpack(f, "B")
+                shape = _unpack(f, "I" * rank)
+                _dtype, size = _unpack(f, "BI")
+                f.seek(size, 1)
+                if name in POSITION_TABLES and shape:
+                    rows[name] = shape[0]
+            (aliases,) = _unpack(f, "I")
+            for _ in range(aliases):
+                alias, target = _read_string(f), _read_string(f)
+                if alias in POSITION_TABLES and target in rows:
+                    rows[alias] = rows[target]
+            return rows
+    except (OSError, struct.error, UnicodeDecodeError):
+        return {}
+
+
+def _unpack(f: BinaryIO, layout: str) -> tuple[int, ...]:
+    layout = "=" + layout  # native byte order, standard sizes, no padding (as CTranslate2 writes it)
+    size = struct.calcsize(layout)
+    data = f.read(size)
+    if len(data) != size:
+        raise struct.error("model.bin ends early")
+    return struct.unpack(layout, data)
+
+
+def _read_string(f: BinaryIO) -> str:
+    (length,) = _unpack(f, "H")
+    return f.read(length)[:-1].decode("utf-8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from capbuild.errors import ConfigError
 from capbuild.translate.langcodes import m2m100_code, nllb_code
 
 
@@ -33,7 +34,7 @@ class ModelTokenizer:
             return None
         token = nllb_code(lang) if self.family == "nllb" else m2m100_code(lang)
         if token not in self._vocabulary:
-            raise ValueError(f"language {lang!r} ({token}) is not in this {self.family} model's vocabulary")
+            raise ConfigError(f"language {lang!r} ({token}) is not in this {self.family} model's vocabulary")
         return token
 
     def count(self, texts: list[str]) -> list[int]:

@@ -1,5 +1,6 @@
 """Translate a list of strings: normalise, dedupe, look up the cache, split long inputs, decode
-the rest with CTranslate2, retry loops, store. The Python API of the translation stage."""
+the rest with CTranslate2 within the model's limits, retry loops, store. The Python API of the
+translation stage: `translate` gives strings, `translate_outcomes` also says why a text got none."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -17,12 +19,28 @@ from rich.text import Text
 
 from capbuild.translate.cache import TranslationCache, cache_key, default_cache_dir, normalise
 from capbuild.translate.degenerate import is_loop
-from capbuild.translate.engine import LOOP_RETRY, Ct2Engine, DecodeOptions, RuntimeOptions
-from capbuild.translate.model import ModelInfo, read_model_info
+from capbuild.translate.engine import LOOP_RETRY, Ct2Engine, DecodeOptions, Failed, RuntimeOptions
+from capbuild.translate.model import ModelInfo, ModelLimits, read_model_info, read_model_limits
 from capbuild.translate.segment import SPLIT_ABOVE_TOKENS, split_sentences
 from capbuild.translate.tokenizer import ModelTokenizer
 
 CHUNK_TEXTS = 4096  # texts decoded (and committed to the cache) at a time
+TOO_LONG = "mt_too_long"  # a sentence of the text has more subwords than the model has positions
+ERROR = "mt_error"  # the model raised on the text, even alone in its batch
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One text's translation, or why it has none: `reason` TOO_LONG or ERROR, `detail` the subword
+    counts or the model's error message."""
+
+    text: str
+    reason: str = ""
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason
 
 
 class Translator:
@@ -34,7 +52,9 @@ class Translator:
     Every text gets exactly one translation, in order. Texts equal after normalisation (NFC,
     whitespace) are translated once; translations are cached on disk (`cache_dir`, None for the
     default user cache folder, False for none), so re-runs and repeated captions cost nothing.
-    `stats` counts requested texts, unique ones, cache hits, and sentences sent to the model.
+    A text the model cannot take (a sentence longer than its position table, or one it raises on)
+    gets '' from `translate`; `translate_outcomes` says which and why. `stats` counts requested
+    texts, unique ones, cache hits, sentences sent to the model, and texts too long or failed.
     """
 
     def __init__(
@@ -69,11 +89,21 @@ class Translator:
         return ModelTokenizer(self.model_dir, self.info.family)
 
     @cached_property
+    def limits(self) -> ModelLimits:
+        """The model's position limits (read from the model folder)."""
+        return read_model_limits(self.model_dir)
+
+    @cached_property
     def engine(self) -> Ct2Engine:
-        return Ct2Engine(self.model_dir, self.runtime)
+        return Ct2Engine(self.model_dir, self.runtime, self.limits)
 
     def translate(self, texts: Sequence[str], src_lang: str, tgt_lang: str) -> list[str]:
-        """One translation per text, in order."""
+        """One translation per text, in order ('' for a text the model could not translate)."""
+        return [outcome.text for outcome in self.translate_outcomes(texts, src_lang, tgt_lang)]
+
+    def translate_outcomes(self, texts: Sequence[str], src_lang: str, tgt_lang: str) -> list[Outcome]:
+        """One Outcome per text, in order: its translation, or the reason it has none. Failures are
+        not cached (a re-run tries them again)."""
         started = time.monotonic()
         normalised = [normalise(t or "") for t in texts]
         unique = [t for t in dict.fromkeys(normalised) if t]
@@ -81,20 +111,21 @@ class Translator:
         self.stats["unique"] += len(unique)
         keys = {t: cache_key(self.fingerprint, src_lang, tgt_lang, t) for t in unique}
         found = self.cache.get_many(list(keys.values())) if self.cache is not None else {}
-        done = {t: found[keys[t]] for t in unique if keys[t] in found}
+        done = {t: Outcome(found[keys[t]]) for t in unique if keys[t] in found}
         self.stats["cache_hits"] += len(done)
         missing = [t for t in unique if t not in done]
         if missing:
             with _SentenceProgress(len(missing), self.progress) as progress:
                 for start in range(0, len(missing), CHUNK_TEXTS):
                     chunk = missing[start : start + CHUNK_TEXTS]
-                    translated = self._translate_uncached(chunk, src_lang, tgt_lang, progress)
-                    done.update(zip(chunk, translated, strict=True))
+                    outcomes = self._translate_uncached(chunk, src_lang, tgt_lang, progress)
+                    done.update(zip(chunk, outcomes, strict=True))
                     if self.cache is not None:
-                        self.cache.put_many((keys[t], out) for t, out in zip(chunk, translated, strict=True))
+                        pairs = zip(chunk, outcomes, strict=True)
+                        self.cache.put_many((keys[t], outcome.text) for t, outcome in pairs if outcome.ok)
         self.stats["translated"] += len(missing)
         self.seconds += time.monotonic() - started
-        return [done.get(t, "") for t in normalised]
+        return [done.get(t, _EMPTY) for t in normalised]
 
     def report(self) -> dict[str, Any]:
         """Model, cache and counts, for the build manifest."""
@@ -111,39 +142,71 @@ class Translator:
             "translated_per_second": round(decoded / self.seconds, 1) if self.seconds and decoded else None,
         }
 
+    def source_limit(self, src_lang: str) -> int | None:
+        """The most subwords a sentence may have: the model's source positions less the special
+        tokens the tokenizer adds (end of sentence, language token); None without a known limit."""
+        if not self.limits.source:
+            return None
+        specials = len(self.tokenizer.encode([""], src_lang)[0])
+        return self.limits.source - specials
+
     def _translate_uncached(
         self, texts: list[str], src_lang: str, tgt_lang: str, progress: _SentenceProgress
-    ) -> list[str]:
-        """Translate texts (all non-empty, unique) with the model; long ones sentence by sentence."""
+    ) -> list[Outcome]:
+        """Translate texts (all non-empty, unique) with the model; long ones sentence by sentence.
+        A text with a sentence still over the source limit is not sent to the model (TOO_LONG)."""
+        limit = self.source_limit(src_lang)
+        split_above = min(SPLIT_ABOVE_TOKENS, limit) if limit else SPLIT_ABOVE_TOKENS
+        outcomes: list[Outcome | None] = [None] * len(texts)
         segments: list[str] = []
         owner: list[int] = []
+        extra = 0  # sentences beyond one per text (splits), less the texts not sent
         for index, (text, count) in enumerate(zip(texts, self.tokenizer.count(texts), strict=True)):
-            parts = split_sentences(text) if count > SPLIT_ABOVE_TOKENS else [text]
+            parts = split_sentences(text) if count > split_above else [text]
             self.stats["split_inputs"] += len(parts) > 1
+            longest = max(self.tokenizer.count(parts)) if len(parts) > 1 else count
+            if limit is not None and longest > limit:
+                detail = f"{count} subwords, a sentence of {longest} > the model's {limit}"
+                outcomes[index] = Outcome("", TOO_LONG, detail)
+                self.stats[TOO_LONG] += 1
+                extra -= 1
+                continue
             segments += parts
             owner += [index] * len(parts)
-        progress.grow(len(segments) - len(texts))
-        sources = self.tokenizer.encode(segments, src_lang)
+            extra += len(parts) - 1
+        progress.grow(extra)
         prefix = self.tokenizer.target_prefix(tgt_lang)
-        outputs = self._decode(sources, prefix, progress.advance)
+        sources = self.tokenizer.encode(segments, src_lang) if segments else []
+        outputs = self._decode(sources, prefix, progress.advance) if sources else []
         pieces: list[list[str]] = [[] for _ in texts]
         for index, output in zip(owner, outputs, strict=True):
-            pieces[index].append(output)
-        return [" ".join(p) for p in pieces]
+            if isinstance(output, Failed):
+                if outcomes[index] is None:
+                    outcomes[index] = Outcome("", ERROR, output.message)
+                    self.stats[ERROR] += 1
+            else:
+                pieces[index].append(output)
+        return [outcome or Outcome(" ".join(p)) for outcome, p in zip(outcomes, pieces, strict=True)]
 
-    def _decode(self, sources: list[list[str]], prefix: list[str] | None, advance: Callable[[int], None]) -> list[str]:
+    def _decode(
+        self, sources: list[list[str]], prefix: list[str] | None, advance: Callable[[int], None]
+    ) -> list[str | Failed]:
         tokens = self.engine.translate(sources, prefix, self.decode, on_batch=advance)
-        outputs = [self.tokenizer.decode(t, prefix) for t in tokens]
+        outputs = [t if isinstance(t, Failed) else self.tokenizer.decode(t, prefix) for t in tokens]
         self.stats["model_sentences"] += len(sources)
         if self.retry_loops:
-            looping = [i for i, out in enumerate(outputs) if is_loop(out)]
+            looping = [i for i, out in enumerate(outputs) if isinstance(out, str) and is_loop(out)]
             if looping:
                 retried = self.engine.translate([sources[i] for i in looping], prefix, self.decode, **LOOP_RETRY)
                 for i, t in zip(looping, retried, strict=True):
-                    outputs[i] = self.tokenizer.decode(t, prefix)
+                    if not isinstance(t, Failed):  # a retry the model raises on keeps the first output
+                        outputs[i] = self.tokenizer.decode(t, prefix)
                 self.stats["loop_retries"] += len(looping)
                 self.stats["model_sentences"] += len(looping)
         return outputs
+
+
+_EMPTY = Outcome("")
 
 
 class _SentencesPerSecond(ProgressColumn):
@@ -173,7 +236,7 @@ class _SentenceProgress:
         self.bar.advance(self.task, sentences)
 
     def grow(self, sentences: int) -> None:
-        """Long inputs split into several sentences: more to do than texts."""
+        """Long inputs split into several sentences (more to do than texts), or texts too long to send (less)."""
         if sentences:
             total = self.bar.tasks[0].total or 0
             self.bar.update(self.task, total=total + sentences)

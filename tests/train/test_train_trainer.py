@@ -260,11 +260,12 @@ def test_train_and_eval_commands(tmp_path: Path, towers, train_shards, val_shard
 def test_a_missing_train_extra_names_the_install_command(monkeypatch):
     import importlib.util
 
+    from capbuild.errors import MissingExtraError
     from capbuild.train import require_train_extra
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "timm" else real(name, *a))
-    with pytest.raises(RuntimeError, match=r"pip install 'capbuild\[train\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'capbuild\[train\]'"):
         require_train_extra()
 
 

@@ -1,20 +1,17 @@
-"""The text stage's unit of work: caption-table partitions and the filter-chain segments run over them.
+"""The text stage's unit of work: caption-table partitions, and one partition through one segment.
 
     OUT/.work/text/raw/part-NNNNN.parquet          builder rows, TEXT_BATCH_ROWS per partition
     OUT/.work/text/seg-SS/{kept,rejected}/part-NNNNN.parquet
     OUT/.work/text/seg-SS/counts/part-NNNNN.json   written last: the partition is done for the segment
 
-A segment is either a maximal run of stateless filters (any worker may take any partition) or one
-stateful filter (one process, partitions in order). Every file is written atomically, so a killed
-worker or build leaves whole partitions or none, and a re-run redoes only what is missing.
+Every file is written atomically, so a killed worker or build leaves whole partitions or none, and a
+re-run redoes only what is missing.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,57 +19,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from capbuild.filters.base import Filter, FilterContext, make_filters
 from capbuild.filters.chain import FilterChain
 
 Counts = dict[str, dict[str, int]]
 Reports = dict[str, dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Consecutive filters of the chain that run together on one worker."""
-
-    index: int
-    start: int  # the segment is make_filters(...)[start:stop]
-    stop: int
-    filters: tuple[Filter, ...]
-    # The modules registering the whole chain's filters: a worker imports them before make_filters.
-    modules: tuple[str, ...]
-
-    @property
-    def stateful(self) -> bool:
-        return any(f.stateful for f in self.filters)
-
-    @property
-    def uses_gpu(self) -> bool:
-        return any(f.uses_gpu for f in self.filters)
-
-    @property
-    def label(self) -> str:
-        return ", ".join(f.describe() for f in self.filters)
-
-
-def _importable_module(cls: type) -> str:
-    """The module defining `cls` under a name another process can import: a module run with
-    `python -m NAME` is `__main__` here but NAME there."""
-    if cls.__module__ == "__main__":
-        spec = getattr(sys.modules["__main__"], "__spec__", None)
-        if spec is not None:
-            return spec.name
-    return cls.__module__
-
-
-def split_segments(filters: list[Filter]) -> list[Segment]:
-    """Cut the chain into maximal runs of stateless filters and single stateful filters."""
-    groups: list[list[int]] = []
-    for i, flt in enumerate(filters):
-        if flt.stateful or not groups or filters[groups[-1][-1]].stateful:
-            groups.append([i])
-        else:
-            groups[-1].append(i)
-    modules = tuple(sorted({_importable_module(type(f)) for f in filters}))
-    return [Segment(n, g[0], g[-1] + 1, tuple(filters[g[0] : g[-1] + 1]), modules) for n, g in enumerate(groups)]
 
 
 @dataclass(frozen=True)
@@ -116,8 +66,7 @@ def segment_dir(work: Path, segment: int) -> Path:
 def run_partition(chain: FilterChain, task: PartitionTask, write: bool = True) -> Counts:
     """Filter one partition and (unless `write` is False) write its kept rows, rejected rows and
     per-filter counts, the counts last."""
-    for counts in chain.counts.values():
-        counts.update({"in": 0, "kept": 0, "dropped": 0})
+    chain.reset_counts()
     kept, rejected = chain.run(pq.read_table(task.source))
     if write:
         write_table_atomic(kept, Path(task.kept))
@@ -144,38 +93,9 @@ def write_json_atomic(data: Any, path: Path) -> None:
     tmp.replace(path)
 
 
-class SegmentWorker:
-    """Holds one segment's filters, built where it runs (a Ray actor, or in process) the way the
-    build built them, `make_filters(specs, context)[start:stop]`, and filters partitions with them.
-    Building rather than shipping filters means a worker loads its own model (translation, POS), and
-    filters need not be picklable; filters load their models on first use, so the chain's other
-    filters cost little."""
-
-    def __init__(
-        self,
-        specs: list[str],
-        context: FilterContext,
-        segment: tuple[int, int, tuple[str, ...]],
-        score_columns: list[str],
-    ) -> None:
-        start, stop, modules = segment
-        for module in modules:
-            importlib.import_module(module)
-        self.chain = FilterChain(make_filters(specs, context)[start:stop], score_columns)
-
-    def process(self, task: PartitionTask) -> tuple[int, Counts]:
-        return task.index, run_partition(self.chain, task)
-
-    def reports(self) -> dict[str, dict[str, Any]]:
-        return filter_reports(self.chain.filters)
-
-    def pid(self) -> int:
-        return os.getpid()
-
-
-def filter_reports(filters: list[Filter] | tuple[Filter, ...]) -> dict[str, dict[str, Any]]:
-    """Each filter's report() (model, cache hits, ...) by its description, when it has one."""
-    return {f.describe(): report for f in filters if (report := f.report())}
+def filter_reports(chain: FilterChain) -> Reports:
+    """Each runner's report() (model, cache hits, ...) by its step's label, when it has one."""
+    return {label: report for f, label in zip(chain.filters, chain.labels, strict=True) if (report := f.report())}
 
 
 def merge_reports(reports: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""The stages of a build; the text stage lives in capbuild.stages.text."""
