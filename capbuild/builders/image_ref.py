@@ -161,3 +161,14 @@ def ref_kind(ref: str) -> str:
     if not sep or kind not in KINDS or not value:
         raise ConfigError(f"not an image_ref (KIND:VALUE with KIND one of {', '.join(KINDS)}): {ref!r}")
     return kind
+
+
+def default_image_ref(image_url: str | None) -> str | None:
+    """The ref a row gets when its builder knows no better: from the URL (COCO, Flickr and Commons
+    URLs are recognised), or the bytes of a local file; None when there is no URL or no such file."""
+    if not image_url:
+        return None
+    try:
+        return image_ref_for_url(image_url)
+    except (OSError, ConfigError):
+        return None
