@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import gzip
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from capbuild.builders.base import file_url, find_image
+from capbuild.builders.base import IMAGE_DIRS_OPTION, Builder, file_url, find_image
 from capbuild.errors import ConfigError, InputError
 
 TEST_SPLIT = "test"
@@ -85,3 +85,32 @@ def read_lines(path: Path, repaired: Counter[str]) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [line.removesuffix("\r") for line in lines]
+
+
+@dataclass
+class EvalSetBuilder(Builder):
+    """A builder over an evaluation-set parser: rows of split `test` (every caption kept), `--lang`
+    one language, several (it,es) or all. Subclasses implement `records`."""
+
+    default_lang: ClassVar[str] = ALL_LANGUAGES
+    image_dirs: list[Path] = field(default_factory=list, metadata=IMAGE_DIRS_OPTION)
+
+    def records(self) -> Iterator[EvalRecord]:
+        raise NotImplementedError
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        dirs = [Path(d) for d in self.image_dirs]
+        for record in self.records():
+            url = image_url(record, dirs)
+            if url is None:
+                self.skipped["no_image"] += 1
+                continue
+            yield self.make_row(
+                source_id=record.source_id,
+                captions=record.captions,
+                image_url=url,
+                image_ref=record.image_ref,
+                lang=record.lang,
+                split=record.split,
+                meta=record.meta,
+            )

@@ -13,11 +13,21 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from capbuild.builders.evalset import TEST_SPLIT, EvalRecord, files_under, parse_languages, read_lines
+from capbuild.builders.base import register
+from capbuild.builders.evalset import (
+    TEST_SPLIT,
+    EvalRecord,
+    EvalSetBuilder,
+    files_under,
+    parse_languages,
+    read_lines,
+)
 from capbuild.builders.image_ref import coco_ref, flickr_ref
 from capbuild.errors import ConfigError
+from capbuild.options import opt
 
 NAME = "multi30k"
 LICENCE = "other"
@@ -187,3 +197,40 @@ def _record(
         url=f"{COCO_IMAGES}/{subset[1]}/{name}" if subset else None,
         meta=meta,
     )
+
+
+@register
+@dataclass
+class Multi30kBuilder(EvalSetBuilder):
+    """Multi30k task 1 or 2 from the repository's data/ folder (or a copy of its files)."""
+
+    name = NAME
+    summary = (
+        "Multi30k (Flickr30k images; en, de, fr, cs): --task 1 (one caption per image) or 2 (five independent "
+        "captions), --split test_2016 etc.; Flickr splits need --images."
+    )
+    example = (
+        "capbuild multi30k multi30k-dataset/data/ --task 2 --split test_2016 --lang de --images flickr30k-images/ "
+        "--out m30k-de/"
+    )
+    licence = LICENCE
+    citation = CITATION
+    homepage = HOMEPAGE
+    task: int = field(default=1, metadata=opt("1: translations of one caption; 2: five independent captions."))
+    split: str = field(
+        default="test_2016",
+        metadata=opt("Split(s), comma-separated: train, val, test_2016 (test_2016_flickr), test_2017_flickr, ..."),
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_images(self.task, parse_splits(self.task, self.split), bool(self.image_dirs))
+
+    def records(self) -> Iterator[EvalRecord]:
+        return parse_multi30k(
+            self.local_inputs(), self.task, self.split, self.lang, bool(self.image_dirs), self.skipped, self.repaired
+        )
+
+    @classmethod
+    def limitations(cls) -> list[str]:
+        return [LICENCE_NOTE, "Flickr8k photos reappear in Flickr30k: decontaminate Flickr8k builds."]

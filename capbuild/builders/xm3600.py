@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from capbuild.builders.evalset import TEST_SPLIT, EvalRecord, parse_languages, read_lines
+from capbuild.builders.base import register
+from capbuild.builders.evalset import TEST_SPLIT, EvalRecord, EvalSetBuilder, parse_languages, read_lines
 from capbuild.builders.image_ref import openimages_ref
 from capbuild.errors import ConfigError, InputError
 
@@ -95,3 +97,34 @@ def _entry(line: str, skipped: Counter[str]) -> tuple[str, dict[str, list[str]]]
             skipped["empty_caption"] += len(raw) - len(captions)
         by_lang[FILE_LANG.get(code, code)] = captions
     return str(key).lower(), by_lang
+
+
+@register
+@dataclass
+class Xm3600Builder(EvalSetBuilder):
+    """Crossmodal-3600 from captions.jsonl and its images folder."""
+
+    name = NAME
+    summary = (
+        "Crossmodal-3600 evaluation set: 3,600 images, 36 languages, every caption kept; --lang ar,it or all; "
+        "--images images/."
+    )
+    example = "capbuild xm3600 captions.jsonl --images images/ --lang all --out xm3600/"
+    licence = LICENCE
+    citation = CITATION
+    homepage = HOMEPAGE
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.image_dirs:
+            raise ConfigError("XM3600 images have no URL in captions.jsonl: pass --images FOLDER (holding KEY.jpg)")
+
+    def records(self) -> Iterator[EvalRecord]:
+        inputs = self.local_inputs()
+        if len(inputs) != 1:
+            raise ConfigError(f"give XM3600's captions.jsonl as the one input (got {len(inputs)})")
+        return parse_xm3600(inputs[0], self.lang, self.skipped, self.repaired)
+
+    @classmethod
+    def limitations(cls) -> list[str]:
+        return [LICENCE_NOTE]

@@ -10,9 +10,18 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from capbuild.builders.evalset import TEST_SPLIT, EvalRecord, files_under, parse_languages, read_lines
+from capbuild.builders.base import register
+from capbuild.builders.evalset import (
+    TEST_SPLIT,
+    EvalRecord,
+    EvalSetBuilder,
+    files_under,
+    parse_languages,
+    read_lines,
+)
 from capbuild.builders.image_ref import coco_ref
 from capbuild.errors import ConfigError
 
@@ -127,3 +136,26 @@ def _record(name: str, ref: str, lang: str, caption: str) -> EvalRecord:
         url=f"{COCO_IMAGES}/{subset[1]}/{name}" if subset else None,
         meta={"file_name": name},
     )
+
+
+@register
+@dataclass
+class Xtd10Builder(EvalSetBuilder):
+    """XTD10 from the repository (or any folder holding its files); split `test`."""
+
+    name = NAME
+    summary = (
+        "XTD10 evaluation set: 1,000 COCO 2014 images, a caption in each of 11 languages (XTD10/, MIC/, STAIR/); "
+        "--lang it,es or all; one row per image and language."
+    )
+    example = "capbuild xtd10 Cross-lingual-Test-Dataset-XTD10/ --lang it,es --images coco2014/ --out xtd10/"
+    licence = LICENCE
+    citation = CITATION
+    homepage = HOMEPAGE
+
+    def records(self) -> Iterator[EvalRecord]:
+        return parse_xtd10(self.local_inputs(), self.lang, self.skipped, self.repaired)
+
+    @classmethod
+    def limitations(cls) -> list[str]:
+        return [LICENCE_NOTE, "800 of the 1,000 images are COCO train2014 images: decontaminate COCO train builds."]

@@ -9,9 +9,11 @@ train2014 images in a COCO train build, Multi30k's Flickr30k photos in Flickr8k)
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,7 +21,10 @@ import pyarrow.parquet as pq
 
 from capbuild.builders.image_ref import ref_kind
 from capbuild.errors import ConfigError, InputError
+from capbuild.filters.base import FilterResult, Runner
 from capbuild.manifest import load_manifest
+from capbuild.options import opt
+from capbuild.stages.text.steps import Filter, register_step
 from capbuild.table import part_files
 
 FILTER_NAME = "decontaminate"
@@ -143,3 +148,62 @@ def judge(image_refs: Sequence[str | None], sets: Sequence[EvalSet]) -> tuple[li
         keep.append(owner is None)
         values.append("" if owner is None else reject_value(owner, str(ref)))
     return keep, values
+
+
+class DecontaminateRunner(Runner):
+    """Drops the rows whose image_ref is in one of the evaluation sets."""
+
+    name = FILTER_NAME
+
+    def __init__(self, sets: Sequence[EvalSet]) -> None:
+        self.sets = list(sets)
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        refs = batch[IMAGE_REF].to_pylist() if IMAGE_REF in batch.column_names else [None] * len(batch)
+        keep, values = judge(refs, self.sets)
+        return FilterResult(batch, keep, values)
+
+
+@register_step
+@dataclass(frozen=True)
+class Decontaminate(Filter):
+    """'decontaminate' (added by --decontaminate EVAL_OUT, before the user's filters): drops the rows
+    showing an image of an evaluation set. The sets' folders or files are operational (a moved set is
+    the same set); their names and fingerprints decide the output."""
+
+    name: ClassVar[str] = FILTER_NAME
+    named: ClassVar[bool] = False
+    against: tuple[str, ...] = field(
+        default=(), metadata=opt("Evaluation builds or image_ref files.", operational=True, cli=False)
+    )
+    labels: tuple[str, ...] = field(default=(), metadata=opt("The sets' names and languages.", cli=False))
+    fingerprints: tuple[str, ...] = field(default=(), metadata=opt("Digests of the sets' image_refs.", cli=False))
+
+    def __post_init__(self) -> None:
+        for name in ("against", "labels", "fingerprints"):  # lists when read back from a manifest
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @classmethod
+    def of(cls, against: Sequence[str]) -> Decontaminate:
+        """The step for these evaluation sets (read now, so a bad one fails before the build starts)."""
+        sets = load_eval_sets(against)
+        return cls(tuple(str(a) for a in against), tuple(s.label for s in sets), tuple(s.fingerprint for s in sets))
+
+    def describe(self) -> str:
+        return f"{FILTER_NAME}={','.join(self.labels)}"
+
+    def build(self) -> DecontaminateRunner:
+        sets = load_eval_sets(self.against)
+        changed = [s.label for s, f in zip(sets, self.fingerprints, strict=True) if s.fingerprint != f]
+        if changed:
+            raise ConfigError(
+                f"--decontaminate: {', '.join(changed)} changed since this build started; re-run with --overwrite"
+            )
+        return DecontaminateRunner(sets)
+
+    def records(self, rejected: Sequence[tuple[str | None, str | None]]) -> list[dict[str, object]]:
+        """The manifest's `decontamination` records from the rejected rows' (filter, image_ref) pairs."""
+        sets = load_eval_sets(self.against)
+        refs = [ref for name, ref in rejected if name == FILTER_NAME]
+        counts = Counter(s.label for s in owners(refs, sets) if s is not None)
+        return [{**s.record(), "stage": "text", "rows": counts[s.label], "samples": None} for s in sets]

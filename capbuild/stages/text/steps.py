@@ -146,6 +146,7 @@ def parse_step(spec: str, lang: str = "en", options: TextOptions | None = None) 
 def load_builtin_steps() -> None:
     """Import the modules whose step configs register themselves."""
     import capbuild.filters.arabic
+    import capbuild.filters.decontaminate
     import capbuild.filters.langid
     import capbuild.filters.pos
     import capbuild.filters.text
