@@ -193,6 +193,8 @@ class Decontaminate(Filter):
         return f"{FILTER_NAME}={','.join(self.labels)}"
 
     def build(self) -> DecontaminateRunner:
+        if len(self.against) != len(self.fingerprints):
+            raise ConfigError("the decontaminate step needs its evaluation sets: give them with --decontaminate")
         sets = load_eval_sets(self.against)
         changed = [s.label for s, f in zip(sets, self.fingerprints, strict=True) if s.fingerprint != f]
         if changed:
