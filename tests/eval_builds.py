@@ -23,8 +23,6 @@ from PIL import Image
 from capbuild.images.stage import SAMPLE_COLUMNS
 from capbuild.table import REJECT_FIELDS, caption_schema, make_row
 
-IMAGE_REF_FIELD = pa.field("image_ref", pa.string())
-
 
 @functools.lru_cache(maxsize=65536)
 def picture(image_ref: str, side: int = 32) -> bytes:
@@ -39,22 +37,19 @@ def picture(image_ref: str, side: int = 32) -> bytes:
 
 
 def row(source: str, source_id: str, image_ref: str, captions: list[str], lang: str, split: str) -> dict[str, Any]:
-    return {
-        **make_row(
-            source=source,
-            source_id=source_id,
-            captions=captions,
-            lang=lang,
-            split=split,
-            image_url=f"https://example.org/{image_ref}",
-        ),
-        "image_ref": image_ref,
-    }
+    return make_row(
+        source=source,
+        source_id=source_id,
+        captions=captions,
+        lang=lang,
+        split=split,
+        image_url=f"https://example.org/{image_ref}",
+        image_ref=image_ref,
+    )
 
 
 def schema() -> pa.Schema:
-    base = caption_schema()
-    return base.insert(base.get_field_index("caption"), IMAGE_REF_FIELD)
+    return caption_schema()
 
 
 def write_build(out: Path, source: str, rows: list[dict[str, Any]], shard_size: int = 16) -> Path:
@@ -78,7 +73,7 @@ def write_build(out: Path, source: str, rows: list[dict[str, Any]], shard_size: 
             batch = chosen[start : start + shard_size]
             with wds.TarWriter(str(shards / name), mtime=0.0) as sink:
                 for r in batch:
-                    meta = {c: r[c] for c in SAMPLE_COLUMNS} | {"key": r["key"], "image_ref": r["image_ref"]}
+                    meta = {c: r[c] for c in SAMPLE_COLUMNS} | {"key": r["key"]}
                     meta["url"] = r["image_url"]
                     sink.write({"__key__": r["key"], "jpg": picture(r["image_ref"]), "txt": r["caption"], "json": meta})
             status = {"key": [r["key"] for r in batch], "status": ["success"] * len(batch)}
