@@ -173,6 +173,7 @@ class Decontaminate(Filter):
 
     name: ClassVar[str] = FILTER_NAME
     named: ClassVar[bool] = False
+    added_by: ClassVar[str] = "--decontaminate EVAL_OUT"
     against: tuple[str, ...] = field(
         default=(), metadata=opt("Evaluation builds or image_ref files.", operational=True, cli=False)
     )
