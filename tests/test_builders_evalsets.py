@@ -232,3 +232,30 @@ def test_languages_and_lines_helpers(tmp_path: Path):
     path.write_bytes(gzip.compress(b"a\r\nb\xff\n"))
     repaired = Counter()
     assert read_lines(path, repaired) == ["a", "b\ufffd"] and repaired["invalid_utf8_replaced"] == 1
+
+
+# --- the commands ---------------------------------------------------------------------------------
+
+
+def test_multi30k_command_without_images_fails_before_writing(realdata: Path, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from capbuild.cli import app
+
+    out = tmp_path / "m30k"
+    result = CliRunner().invoke(
+        app, ["multi30k", str(realdata / "multi30k"), "--split", "test_2016", "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert "no public URL: pass --images" in " ".join(result.output.split())
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["xtd10", "multi30k", "xm3600"])
+def test_evaluation_set_commands_have_help_with_an_example(name: str):
+    from typer.testing import CliRunner
+
+    from capbuild.cli import app
+
+    result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and f"capbuild {name} " in result.output and "--decontaminate" in result.output
