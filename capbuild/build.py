@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from capbuild import __version__
 from capbuild.builders.base import Builder
 from capbuild.cards.card import write_card
@@ -27,6 +29,7 @@ from capbuild.options import is_operational
 from capbuild.stages.text.executors import ExecutorOptions
 from capbuild.stages.text.plan import Plan, make_plan
 from capbuild.stages.text.stage import run_text_stage
+from capbuild.table import part_files
 
 __all__ = ["BuildConflictError", "BuildRequest", "clear_build", "incomplete_build", "run_build"]
 
@@ -104,6 +107,7 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
     if not manifest["stages"]["text"]["done"]:
         started = time.monotonic()
         manifest["counts"]["text"] = run_text_stage(request.builder, request.plan, out, work, request.executor)
+        record_decontamination(request.plan, paths.rejected, manifest)
         _finish_stage(out, manifest, "text", started)
     if request.images is not None and not manifest["stages"]["images"]["done"]:
         started = time.monotonic()
@@ -114,6 +118,20 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     write_card(out)
     return manifest
+
+
+def record_decontamination(plan: Plan, rejected: Path, manifest: dict[str, Any]) -> None:
+    """The manifest's `decontamination` records of the plan's decontaminate step (rows per set, from rejected/)."""
+    from capbuild.filters.decontaminate import Decontaminate
+
+    steps = [s for s in plan.steps if isinstance(s, Decontaminate)]
+    if not steps:
+        return
+    pairs: list[tuple[str | None, str | None]] = []
+    for part in part_files(rejected):
+        table = pq.read_table(part, columns=["filter", "image_ref"])
+        pairs.extend(zip(table["filter"].to_pylist(), table["image_ref"].to_pylist(), strict=True))
+    manifest["decontamination"] = [record for step in steps for record in step.records(pairs)]
 
 
 def _open_manifest(out: Path, config: dict[str, Any], overwrite: bool) -> dict[str, Any]:

@@ -51,13 +51,19 @@ def _every_step_plan(model: Path, **changes) -> Plan:
     return make_plan("it", EVERY_FILTER, POST, _options(model, **changes))
 
 
-def test_the_plan_holds_every_step_in_order_typed(marian_ct2):
-    plan = _every_step_plan(marian_ct2)
+def _refs(folder: Path, *refs: str) -> str:
+    path = folder / f"eval-{len(refs)}.txt"
+    path.write_text("\n".join(refs) + "\n")
+    return str(path)
+
+
+def test_the_plan_holds_every_step_in_order_typed(marian_ct2, tmp_path):
+    plan = _every_step_plan(marian_ct2, decontaminate=[_refs(tmp_path, "coco:1")])
     load_builtin_steps()
     builtin = {name for name, cls in STEPS.items() if cls.__module__.startswith("capbuild.")}
     assert {s.name for s in plan.steps} == builtin, "the fingerprint tests below cover every registered step"
     names = [s.name for s in plan.steps]
-    assert names[:2] == ["clean", "unique_key"]
+    assert names[:3] == ["clean", "unique_key", "decontaminate"]
     assert names.index("ar-min-tokens") < names.index("translate") < names.index("mt_degenerate")
     assert names[-2:] == ["dedup", "len"], "post-filters come after translation and its checks"
     kinds = {s.name: s.kind for s in plan.steps}
@@ -68,6 +74,17 @@ def test_the_plan_holds_every_step_in_order_typed(marian_ct2):
         "word_count": pa.int32(), "propn_ratio": pa.float32(), "lang_detected": pa.string(), "lang_score": pa.float32(),
     }  # fmt: skip
     assert pickle.loads(pickle.dumps(plan)) == plan
+
+
+def test_decontaminate_is_fingerprinted_by_the_sets_images_not_their_paths(tmp_path):
+    plan = make_plan("it", ["dedup"], [], TextOptions(decontaminate=[_refs(tmp_path, "coco:1")]))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    same = make_plan("it", ["dedup"], [], TextOptions(decontaminate=[_refs(moved, "coco:1")]))
+    other = make_plan("it", ["dedup"], [], TextOptions(decontaminate=[_refs(tmp_path, "coco:1", "coco:2")]))
+    assert same.fingerprint() == plan.fingerprint() != other.fingerprint()
+    assert plan.fingerprint() != make_plan("it", ["dedup"]).fingerprint()
+    assert plan.labels == ["clean", "unique_key", "decontaminate=eval-1", "dedup"]
 
 
 def test_operational_fields_stay_out_of_the_fingerprint_and_the_others_do_not(marian_ct2):

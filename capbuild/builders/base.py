@@ -105,10 +105,14 @@ class Builder(ABC):
         return SourceInfo(self.source_name, self.licence, self.citation, self.homepage, self.name)
 
     def make_row(self, *, source_id: str, captions: list[str], image_url: str | None, **columns: Any) -> dict[str, Any]:
-        """One caption-table row of this source, in `lang` unless `columns` says otherwise."""
+        """One caption-table row of this source, in `lang` unless `columns` says otherwise; without an
+        `image_ref`, the one its image URL gives (capbuild.builders.image_ref.default_image_ref)."""
+        from capbuild.builders.image_ref import default_image_ref
         from capbuild.table import make_row
 
         columns.setdefault("lang", self.lang)
+        if columns.get("image_ref") is None:
+            columns["image_ref"] = default_image_ref(image_url)
         return make_row(source=self.source_name, source_id=source_id, captions=captions, image_url=image_url, **columns)
 
     def config(self) -> dict[str, Any]:

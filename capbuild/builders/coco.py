@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from capbuild.builders.base import IMAGE_DIRS_OPTION, Builder, file_url, find_image, register, split_from_name
-from capbuild.errors import InputError
+from capbuild.builders.image_ref import coco_ref
+from capbuild.errors import ConfigError, InputError
 
 KARPATHY_SPLITS = {"train": "train", "restval": "train", "val": "val", "test": "test"}
 SUBSET_PATTERN = re.compile(r"(train|val|test)(20\d\d)")
@@ -79,6 +80,7 @@ class CocoBuilder(Builder):
                 source_id=image.source_id,
                 split=image.split,
                 image_url=url,
+                image_ref=_coco_image_ref(image.source_id, image.file_names),
                 captions=image.captions,
                 meta=image.meta,
             )
@@ -167,3 +169,13 @@ def _id(value: Any) -> str | None:
 def _subset_from_file_name(file_name: str) -> str | None:
     match = SUBSET_PATTERN.search(file_name)
     return match.group(0) if match else None
+
+
+def _coco_image_ref(source_id: str, file_names: list[str]) -> str | None:
+    """coco:ID from the image id (official files, Karpathy's cocoid), else from the file name."""
+    for value in (source_id, *(n for n in file_names if n)):
+        try:
+            return coco_ref(value)
+        except ConfigError:
+            continue
+    return None

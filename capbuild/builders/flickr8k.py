@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from capbuild.builders.base import IMAGE_DIRS_OPTION, Builder, file_url, find_image, register
+from capbuild.builders.image_ref import flickr_ref
 from capbuild.errors import ConfigError, InputError
 from capbuild.options import opt
 
@@ -153,6 +154,7 @@ class Flickr8kBuilder(Builder):
             source_id=name,
             split=splits.get(name, UNASSIGNED_SPLIT if splits else "train"),
             image_url=file_url(find_image(self.image_dirs, name)),
+            image_ref=_flickr_image_ref(name),
             captions=captions,
             caption_orig=caption_orig,
             captions_orig=meta.get("captions_en"),
@@ -183,3 +185,10 @@ class Flickr8kBuilder(Builder):
                 if line.strip():
                     splits[line.strip()] = split
         return splits
+
+
+def _flickr_image_ref(name: str) -> str | None:
+    try:
+        return flickr_ref(name)
+    except ConfigError:
+        return None

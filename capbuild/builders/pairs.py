@@ -26,6 +26,7 @@ from capbuild.builders.base import (
     register,
     split_from_name,
 )
+from capbuild.builders.image_ref import ref_kind
 from capbuild.builders.inputs import base_name, is_local, open_binary, open_text
 from capbuild.builders.mime import undecodable_reason
 from capbuild.errors import ConfigError, InputError
@@ -75,6 +76,13 @@ class PairsBuilder(Builder):
     path_col: str | None = field(default=None, metadata=opt("Column of image file paths (relative: see --images)."))
     caption_col: str = field(default="caption", metadata=opt("Column of the caption, or of a list of captions."))
     id_col: str | None = field(default=None, metadata=opt("Column of a unique row id (default: FILE:ROW)."))
+    image_ref_col: str | None = field(
+        default=None,
+        metadata=opt(
+            "Column of each image's identity (coco:61844, flickr:1258913059, ...; used by --decontaminate); "
+            "default: from the URL, or the SHA-1 of a local file."
+        ),
+    )
     image_dirs: list[Path] = field(default_factory=list, metadata=IMAGE_DIRS_OPTION)
     format: str | None = field(default=None, metadata=opt(f"{', '.join(FORMATS)} (default: from the extension)."))
     source: str = field(default="pairs", metadata=opt("Source name for the rows, the manifest and the card."))
@@ -200,9 +208,19 @@ class PairsBuilder(Builder):
         if not source_id:
             self.skipped["empty_id"] += 1
             return None
-        used = {image_col, self.caption_col, self.id_col}
+        image_ref = None
+        if self.image_ref_col:
+            image_ref = _text(record.get(self.image_ref_col))
+            try:
+                ref_kind(image_ref)
+            except ConfigError:
+                self.skipped["invalid_image_ref"] += 1
+                return None
+        used = {image_col, self.caption_col, self.id_col, self.image_ref_col}
         meta = {k: v for k, v in record.items() if k not in used and _is_scalar(v) and v not in ("", None)}
-        return self.make_row(source_id=source_id, split=split, image_url=image_url, captions=captions, meta=meta)
+        return self.make_row(
+            source_id=source_id, split=split, image_url=image_url, image_ref=image_ref, captions=captions, meta=meta
+        )
 
     def _image_url(self, value: Any, table_url: str) -> str | None:
         text = _text(value)

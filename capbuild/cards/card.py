@@ -57,6 +57,7 @@ def make_card(facts: BuildFacts, root: Path | None = None) -> DatasetCard:
             _splits_section(facts),
             sources_section(facts),
             _filters_section(facts),
+            decontamination_section(facts.manifest),
             _translation_section(facts),
             _images_section(facts),
             image_filters_section(facts),
@@ -395,4 +396,22 @@ def _reproduce_section(facts: BuildFacts) -> str:
     return (
         f"## Reproduce\n\nPackage versions: {versions}.\n\n`manifest.json` holds the whole record; "
         f"the configuration that decides the output:\n\n```json\n{config}\n```"
+    )
+
+
+def decontamination_section(manifest: dict[str, Any]) -> str:
+    """The evaluation sets the build was decontaminated against (by image_ref), with the rows dropped."""
+    records = [r for r in manifest.get("decontamination", []) if not r.get("pending")]
+    if not records:
+        return ""
+    lines = [
+        f"- decontaminated against {r['label']}: {r['rows']} rows"
+        + (f", {r['samples']} shard samples" if r.get("samples") else "")
+        + f" ({'in the text stage' if r.get('stage') == 'text' else 'after the build'}; set `{r['against']}`)"
+        for r in records
+    ]
+    return (
+        "## Decontamination\n\nRows showing an image of these evaluation sets (same `image_ref`: the same COCO, "
+        "Flickr, Open Images or Commons image) were removed; they are in `rejected/` with filter `decontaminate`.\n\n"
+        + "\n".join(lines)
     )

@@ -89,12 +89,13 @@ def make_mixture(builds: list[Path], weights: list[float], out: Path, copy: bool
     }
     (out / MIXTURE_NAME).write_text(json.dumps(mixture, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     save_manifest(out, _combined_manifest(names, facts, weights, copy))
-    _mixture_card(names, facts, entries, copy).save(out / CARD_NAME)
+    _mixture_card(names, facts, entries, copy, out).save(out / CARD_NAME)
     return mixture
 
 
-def read_mixture(path: Path) -> list[MixtureSource]:
+def read_mixture(path: str | Path) -> list[MixtureSource]:
     """The sources of MIX/mixture.json (or MIX/), with shard paths made absolute."""
+    path = Path(path)
     path = path / MIXTURE_NAME if path.is_dir() else path
     data = json.loads(path.read_text(encoding="utf-8"))
     if data.get("format") != MIXTURE_FORMAT:
@@ -165,11 +166,10 @@ def _entry(name: str, facts: BuildFacts, weight: float, total: float, out: Path,
     }
 
 
-def train_command(entries: list[dict[str, Any]]) -> str:
-    """The `capbuild train` options that train on a mixture's train shards with its weights."""
-    data = " ".join(f"--data '{e['pattern']}'" for e in entries)
-    weights = ",".join(f"{e['weight']:g}" for e in entries)
-    return f"capbuild train {data} --weights {weights}"
+def train_command(out: str | Path) -> str:
+    """The `capbuild train` option that trains on a mixture's train shards with its weights (from
+    any working directory: `--data` reads MIX/mixture.json, whose copied shards are relative to it)."""
+    return f"capbuild train --data {out}"
 
 
 def _split_totals(entries: list[dict[str, Any]]) -> dict[str, int]:
@@ -215,7 +215,9 @@ def _combined_manifest(names: list[str], facts: list[BuildFacts], weights: list[
     }
 
 
-def _mixture_card(names: list[str], facts: list[BuildFacts], entries: list[dict[str, Any]], copy: bool) -> DatasetCard:
+def _mixture_card(
+    names: list[str], facts: list[BuildFacts], entries: list[dict[str, Any]], copy: bool, out: Path
+) -> DatasetCard:
     sources: dict[str, Any] = {}
     for f in facts:
         sources.update(f.sources)
@@ -268,7 +270,7 @@ def _mixture_card(names: list[str], facts: list[BuildFacts], entries: list[dict[
             "## Builds\n\nA build's weight is its share of the training samples drawn (`probability`), whatever "
             "its size.\n\n" + md_table(headers, rows),
             "## Train on it\n\n`mixture.json` lists each build's shards per split, its weight and sample counts; "
-            f"`capbuild.cards.mix.read_mixture` reads it.\n\n```bash\n{train_command(entries)} ...\n```\n\n"
+            f"`capbuild.cards.mix.read_mixture` reads it.\n\n```bash\n{train_command(out)} ...\n```\n\n"
             "With open_clip, whose `--train-data-upsampling-factors` weigh shards, not samples:\n\n"
             "```bash\npython -m open_clip_train.main --dataset-type webdataset "
             f"--dataset-resampled \\\n    --train-data '{open_clip['train_data']}' \\\n"

@@ -89,7 +89,7 @@ def mix(
     for source in mixture["sources"]:
         table.add_row(source["name"], f"{source['weight']:g}", f"{source['probability']:.3f}", f"{source['samples']:,}")
     console.print(table)
-    console.print(f"train on it: {train_command(mixture['sources'])} ...", markup=False)
+    console.print(f"train on it: {train_command(out)} ...", markup=False)
     console.print(
         f"open_clip: --train-data '{mixture['open_clip']['train_data']}' --train-data-upsampling-factors "
         f"'{mixture['open_clip']['train_data_upsampling_factors']}' --dataset-resampled",

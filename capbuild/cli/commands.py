@@ -1,4 +1,4 @@
-"""`capbuild info`, `demo` and `retry`: commands over a build folder."""
+"""`capbuild info`, `demo`, `retry` and `decontaminate`: commands over a build folder."""
 
 from __future__ import annotations
 
@@ -24,6 +24,27 @@ def register(app: typer.Typer) -> None:
     app.command(epilog="Example: capbuild info it-wit/")(info)
     app.command(epilog="Example: capbuild demo --out demo-out")(demo)
     app.command(epilog="Example: capbuild retry it-wit/ --per-host-rps 5 --timeout 30")(retry)
+    app.command(epilog="Example: capbuild decontaminate ar-coco/ --against xtd10/ --against xm3600/")(decontaminate)
+
+
+@report_errors
+def decontaminate(
+    out: Annotated[Path, typer.Argument(help="A finished build folder.")],
+    against: Annotated[
+        list[str],
+        typer.Option(
+            "--against",
+            help="Evaluation build folder, or a file of image_refs one a line; repeatable.",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Drop from a finished build the rows and shard samples whose image is in an evaluation set
+    (by image_ref); rewrites the table and shards atomically, records the counts, updates the card."""
+    from capbuild.decontaminate import decontaminate_build, describe
+
+    for record in decontaminate_build(out, against):
+        console.print(f"{describe(record)} ({record['samples']} shard samples)", markup=False)
 
 
 @report_errors

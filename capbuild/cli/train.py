@@ -20,11 +20,17 @@ TRAIN_EXAMPLE = (
     "--out runs/it-clip --steps 20000 --batch-size 128 --freeze-steps 2000 --logit-scale 20"
 )
 EVAL_EXAMPLE = (
-    "capbuild eval --model runs/it-clip --data it-coco/ "
-    "--classes imagenet-it/classes.txt --templates imagenet-it/templates.txt --images imagenet-it/val/"
+    "capbuild eval --model runs/it-clip --data xtd10/ --data xm3600/ --data mscoco-it/ "
+    "--compare baseline/eval.json; zero-shot: capbuild eval --model open_clip:ViT-B-32:vit_b32.pt "
+    "--classes imagenet-it/classes.txt --templates imagenet-it/templates.txt --images imagenet-it/val/ --out zs.json"
 )
 WEIGHTS = parameter("weights", str | None, None, ("--weights",), "Sampling weight of each --data, e.g. 3,1.")
-EVAL_OUT = parameter("eval_out", str | None, None, ("--out", "-o"), "Where eval.json goes (default: MODEL/eval.json).")
+EVAL_OUT = parameter(
+    "eval_out", str | None, None, ("--out", "-o"), "Where eval.json goes (default: MODEL/eval.json for a folder)."
+)
+COMPARE = parameter(
+    "compare", str | None, None, ("--compare",), "Another eval.json: print this result minus it, cell by cell."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +57,7 @@ def train_command(**values: Any) -> None:
     console.print(
         f"done: step {last.get('step')}, loss {last.get('loss', float('nan')):.4f}; model in {config.out}", markup=False
     )
-    console.print(f"evaluate: capbuild eval --model {config.out} --data SHARDS", markup=False)
+    console.print(f"evaluate: capbuild eval --model {config.out} --data EVAL_BUILD", markup=False)
 
 
 train_command.__signature__ = signature(field_parameters(TrainConfig), [WEIGHTS])  # type: ignore[attr-defined]
@@ -59,24 +65,38 @@ train_command.__signature__ = signature(field_parameters(TrainConfig), [WEIGHTS]
 
 @report_errors
 def eval_command(**values: Any) -> None:
-    """Retrieval (MRR@k, Recall@k, mAP) and zero-shot top-k accuracy of a trained model; writes eval.json."""
+    """Retrieval (MRR@k, Recall@k, mAP) per evaluation set and language, and zero-shot top-k accuracy;
+    writes eval.json."""
+    import json
     from pathlib import Path
 
+    from capbuild.errors import ConfigError, InputError
     from capbuild.train import require_train_extra
 
     request = EvalRequest(**field_values(EvalRequest, values))
+    if values["eval_out"] is None and request.model.startswith("open_clip:"):
+        raise ConfigError(f"--model {request.model} is no folder to write eval.json in: give --out")
+    path = Path(values["eval_out"]) if values["eval_out"] else Path(request.model) / "eval.json"
+    other = None
+    if values["compare"]:
+        try:  # read before the model runs
+            other = json.loads(Path(values["compare"]).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise InputError(f"--compare {values['compare']}: not a readable eval.json ({error})") from None
     require_train_extra()
     _quiet_transformers()
-    from capbuild.train.evaluate import evaluate, print_tables, write_result
+    from capbuild.train.evaluate import TABLE_WIDTH, compare_table, evaluate, print_tables, write_result
 
-    result = evaluate(request)
-    print_tables(result, Console())
-    path = Path(values["eval_out"]) if values["eval_out"] else request.model / "eval.json"
+    result = evaluate(request, show_progress=True)
+    screen = Console(width=max(Console().width, TABLE_WIDTH))
+    print_tables(result, screen)
+    if other is not None:
+        screen.print(compare_table(result, other, values["compare"]))
     write_result(result, path)
     console.print(f"written: {path}", markup=False)
 
 
-eval_command.__signature__ = signature(field_parameters(EvalRequest), [EVAL_OUT])  # type: ignore[attr-defined]
+eval_command.__signature__ = signature(field_parameters(EvalRequest), [EVAL_OUT, COMPARE])  # type: ignore[attr-defined]
 
 
 def _quiet_transformers() -> None:

@@ -31,7 +31,8 @@ __all__ = ["DEFAULT_PER_HOST_RPS", "DISTRIBUTORS", "RESIZE_MODES", "ImageOptions
 # width, height, original size, status and sha256). The table's key travels as TABLE_KEY (see
 # capbuild.images.writer).
 SAMPLE_COLUMNS = (
-    "source", "source_id", "split", "lang", "caption_orig", "lang_orig", "captions", "captions_orig", "meta",
+    "source", "source_id", "split", "image_ref", "lang", "caption_orig", "lang_orig", "captions", "captions_orig",
+    "meta",
 )  # fmt: skip
 SPLIT_ORDER = ("train", "val", "test")
 SIZES_NAME = "sizes.json"

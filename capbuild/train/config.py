@@ -19,7 +19,11 @@ class TrainConfig:
     """Everything that decides a run. `batch_size` is per process (per GPU), as in open_clip."""
 
     data: list[str] = field(
-        metadata=opt("Shard pattern ('{00000..00099}.tar', glob, folder or build folder); repeatable.", short="-d")
+        metadata=opt(
+            "Build folder (its train split), `capbuild mix` folder (its sources and weights) or shard pattern "
+            "('{00000..00099}.tar', glob, folder of tars); repeatable.",
+            short="-d",
+        )
     )
     vision: str = field(metadata=opt("Vision checkpoint (CLIP or ViT): local path or hub name."))
     text: str = field(metadata=opt("Text checkpoint (BERT/RoBERTa-like): local path or hub name."))
@@ -93,12 +97,23 @@ def load_config(folder: Path) -> TrainConfig:
 
 @dataclass
 class EvalRequest:
-    """What to evaluate: retrieval on `data` shards, zero-shot on `images` (or on labelled `data`)."""
+    """What to evaluate: retrieval on `data` (build folders or shards, one set each), zero-shot on
+    `images` (or on labelled `data`)."""
 
-    model: Path = field(metadata=opt("Run folder (or any saved VisionTextDualEncoderModel).", short="-m"))
+    model: str = field(
+        metadata=opt(
+            "A capbuild train run, a local Hugging Face CLIP-like folder (CLIPModel, SiglipModel, "
+            "VisionTextDualEncoderModel) or open_clip:ARCH[:WEIGHTS_FILE].",
+            short="-m",
+        )
+    )
     data: list[str] = field(
         default_factory=list,
-        metadata=opt("Shards (or build folder) for retrieval and labelled zero-shot; repeatable.", short="-d"),
+        metadata=opt(
+            "Evaluation set: a build folder (its test split, or its only split) or a shard pattern; repeatable. "
+            "Retrieval is reported per set and language.",
+            short="-d",
+        ),
     )
     classes: Path | None = field(default=None, metadata=opt("Class names, one a line, in the target language."))
     templates: Path | None = field(default=None, metadata=opt("Prompt templates, one a line, '{}' for the class."))
@@ -107,4 +122,9 @@ class EvalRequest:
     )
     batch_size: int = field(default=128, metadata=opt("Images or captions embedded at once.", operational=True))
     workers: int = field(default=2, metadata=opt("Loader worker processes.", operational=True))
-    max_length: int = field(default=77, metadata=opt("Caption tokens kept.", cli=False))
+    device: str | None = field(
+        default=None, metadata=opt("cpu, cuda, cuda:1 (default: a GPU if any).", operational=True)
+    )
+
+    def __post_init__(self) -> None:
+        self.model = str(self.model)

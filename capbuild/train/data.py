@@ -303,14 +303,21 @@ def eval_collate(examples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def eval_batches(
-    urls: list[str], transform: Callable[[Any], torch.Tensor], batch_size: int, workers: int
+    urls: list[str],
+    transform: Callable[[Any], torch.Tensor],
+    batch_size: int,
+    workers: int,
+    only: frozenset[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """One pass over the shards, every sample once (order across workers may vary)."""
+    """One pass over the shards, every sample once (order across workers may vary); with `only`,
+    just the samples of those keys, the others skipped before their image is decoded."""
+    wanted = [wds.select(_KeyIn(only))] if only is not None else []
     pipeline = wds.DataPipeline(
         wds.SimpleShardList(urls),
         wds.split_by_worker,
         wds.tarfile_to_samples(handler=wds.warn_and_continue),
         wds.select(is_complete),
+        *wanted,
         wds.decode("pil", handler=wds.warn_and_continue),
         wds.map(EvalExample(transform), handler=wds.warn_and_continue),
         wds.batched(batch_size, collation_fn=eval_collate, partial=True),
@@ -320,3 +327,31 @@ def eval_batches(
         yield from pipeline
         return
     yield from wds.WebLoader(pipeline, batch_size=None, num_workers=workers)
+
+
+class _KeyIn:
+    """Picklable predicate: the sample's key is one of `keys`."""
+
+    def __init__(self, keys: frozenset[str]) -> None:
+        self.keys = keys
+
+    def __call__(self, sample: dict[str, Any]) -> bool:
+        return sample["__key__"] in self.keys
+
+
+def scan_samples(urls: list[str]) -> Iterator[dict[str, Any]]:
+    """Every complete sample's key and KEY.json (parsed), in shard order, images left undecoded."""
+    pipeline = wds.DataPipeline(
+        wds.SimpleShardList(urls),
+        wds.tarfile_to_samples(handler=wds.warn_and_continue),
+        wds.select(is_complete),
+    )
+    for sample in pipeline:
+        raw = sample.get("json")
+        try:
+            meta = json.loads(raw) if raw else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            meta = {}
+        text = sample.get("txt")
+        caption = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else ""
+        yield {"key": sample["__key__"], "json": meta if isinstance(meta, dict) else {}, "txt": caption}

@@ -25,7 +25,7 @@ from transformers import get_cosine_schedule_with_warmup
 from capbuild.atomic import atomic_path
 from capbuild.errors import ConfigError, InputError
 from capbuild.train.config import CONFIG_NAME, TrainConfig, load_config
-from capbuild.train.data import LoaderOptions, TrainCollate, count_samples, expand_shards, image_transform, train_loader
+from capbuild.train.data import LoaderOptions, TrainCollate, count_samples, image_transform, train_loader
 from capbuild.train.loss import contrastive_loss, distillation_loss
 from capbuild.train.model import (
     MAX_LOGIT_SCALE,
@@ -36,6 +36,7 @@ from capbuild.train.model import (
     set_trainable,
     text_embeddings,
 )
+from capbuild.train.sources import train_sources
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
@@ -154,7 +155,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, Any]:
     _check_run_folder(config)
     if env.world > 1:
         dist.barrier()  # every rank has checked the folder before rank 0 writes into it
-    sources = [expand_shards(pattern) for pattern in config.data]
+    sources, weights = train_sources(config.data, config.weights)
     torch.manual_seed(config.seed)
     model, processor = build_model(config.vision, config.text, config.projection_dim, config.logit_scale)
     teacher, teacher_tokenizer = (None, None) if config.distill_from is None else load_teacher(config.distill_from)
@@ -184,7 +185,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, Any]:
         seed=config.seed + start,  # a resumed run draws new samples rather than replaying the first ones
         resample=config.resample,
         shuffle_buffer=config.shuffle_buffer,
-        weights=tuple(config.weights),
+        weights=tuple(weights),
     )
     batches = train_loader(sources, image_transform(geometry, config.augment), collate, options)
     autocast = config.precision == "bf16" and env.device.type == "cuda"

@@ -32,7 +32,8 @@ def test_training_lowers_the_loss_and_lifts_text_to_image_retrieval(trained_run:
     assert len(losses) == 20
     assert sum(losses[-3:]) / 3 < sum(losses[:2]) / 2 - 1.0
     result = evaluate(EvalRequest(model=trained_run, data=[str(val_shards)], workers=0))
-    retrieval = result["retrieval"]
+    assert list(result["retrieval"]) == [val_shards.name]
+    retrieval = result["retrieval"][val_shards.name]["it"]
     assert (retrieval["images"], retrieval["captions"]) == (36, 108)
     assert retrieval["text_to_image"]["MRR@1"] > 5 * CHANCE_MRR1
     assert retrieval["image_to_text"]["R@10"] > 0.6
@@ -50,8 +51,8 @@ def test_evaluation_counts_the_samples_it_skips(trained_run: Path, val_shards: P
         sink.write({k: (f"{good[k]}2" if k == "__key__" else good[k]) for k in ("__key__", "jpg", "txt", "json")})
     with pytest.warns(Warning):  # webdataset warns about the undecodable image
         result = evaluate(EvalRequest(model=trained_run, data=[str(tmp_path / "00000.tar")], workers=0))
-    assert result["retrieval"]["images"] == 2
-    assert result["retrieval"]["skipped"] == 2
+    assert result["sets"][tmp_path.name]["images"] == 2
+    assert result["sets"][tmp_path.name]["skipped"] == 2
 
 
 def _features(output) -> torch.Tensor:
@@ -218,7 +219,11 @@ def test_train_and_eval_commands(tmp_path: Path, towers, train_shards, val_shard
     assert result.exit_code == 0, result.output
     assert "MRR@1" in result.output and "top1" in result.output
     saved = json.loads((run / "eval.json").read_text())
-    assert saved["retrieval"]["images"] == 36 and set(saved["zero_shot"]) >= {"top1", "classes", "templates"}
+    assert saved["retrieval"][val_shards.name]["it"]["images"] == 36 and set(saved["zero_shot"]) >= {
+        "top1",
+        "classes",
+        "templates",
+    }
     assert saved["zero_shot"]["classes"] == 3 and "top5" not in saved["zero_shot"]  # k past the classes is left out
 
     folder = tmp_path / "imagenet-style"

@@ -16,6 +16,13 @@ from capbuild.options import opt
 class TextOptions:
     """The options of the text stage's steps that are not part of a step's own spec."""
 
+    decontaminate: list[str] = field(
+        default_factory=list,
+        metadata=opt(
+            "Evaluation set to keep out (a build folder, or a file of image_refs one a line); repeatable. Its "
+            "images' rows are dropped before any download, to rejected/ (filter decontaminate)."
+        ),
+    )
     pos_backend: str = field(
         default="spacy",
         metadata=opt("POS tagger of --filter propn=R: spacy, stanza (Indonesian, Arabic, ...) or hf (transformers)."),

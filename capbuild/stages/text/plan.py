@@ -1,7 +1,8 @@
 """The plan of a build's text stage: its ordered step configs, and `make_plan`, which orders them.
 
-    clean, unique_key, the user's --filter steps (on the source text: what they drop is never
-    translated), translate + the MT output checks (with --translate), the user's --post-filter steps.
+    clean, unique_key, decontaminate (with --decontaminate: rows showing an evaluation set's images),
+    the user's --filter steps (on the source text: what they drop is never translated),
+    translate + the MT output checks (with --translate), the user's --post-filter steps.
 
 A plan is picklable and executors receive it whole; its fingerprint is the plan without the
 operational fields of its steps, so it depends on nothing but the steps' parameters.
@@ -107,7 +108,12 @@ def make_plan(
     options = options or TextOptions()
     source = options.source_lang(lang)
     given = [s for s in filters if parse_spec(s)[0] not in ALWAYS]
-    steps = [parse_step(spec, source, options) for spec in (*ALWAYS, *given)]
+    steps = [parse_step(spec, source, options) for spec in ALWAYS]
+    if options.decontaminate:
+        from capbuild.filters.decontaminate import Decontaminate
+
+        steps.append(Decontaminate.of(options.decontaminate))
+    steps += [parse_step(spec, source, options) for spec in given]
     if options.translate:
         from capbuild.translate.steps import translation_steps
 

@@ -50,6 +50,8 @@ class Step:
     stateful: ClassVar[bool] = False
     # False for a step the plan adds itself (translate and its checks), which no spec may name.
     named: ClassVar[bool] = True
+    # For a step that no spec may name: the option that adds it (named in the unknown-filter error).
+    added_by: ClassVar[str] = "--translate"
 
     @classmethod
     def from_spec(cls, arg: str | None, lang: str, options: TextOptions) -> Step:
@@ -138,7 +140,7 @@ def parse_step(spec: str, lang: str = "en", options: TextOptions | None = None) 
     name, arg = parse_spec(spec)
     if name not in STEPS or not STEPS[name].named:
         known = ", ".join(sorted(n for n, cls in STEPS.items() if cls.named))
-        hint = " (--translate adds it)" if name in STEPS else ""
+        hint = f" ({STEPS[name].added_by} adds it)" if name in STEPS else ""
         raise ConfigError(f"unknown filter {name!r} in {spec!r}{hint}; known filters: {known}")
     return STEPS[name].from_spec(arg, lang, options or TextOptions())
 
@@ -146,6 +148,7 @@ def parse_step(spec: str, lang: str = "en", options: TextOptions | None = None) 
 def load_builtin_steps() -> None:
     """Import the modules whose step configs register themselves."""
     import capbuild.filters.arabic
+    import capbuild.filters.decontaminate
     import capbuild.filters.langid
     import capbuild.filters.pos
     import capbuild.filters.text
