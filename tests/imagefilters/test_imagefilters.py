@@ -27,7 +27,7 @@ from tests.imagefilter_data import COPIES, RESIZED, Picture, build, write_coco, 
 
 pytestmark = pytest.mark.slow
 OPTIONS = ImageFilterOptions(batch_size=8, workers=1)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from capbuild.stages.text.records import counts_by_spec
 from capbuild.stages.text.stage import run_text_stage
 from tests.scale_helpers import logged_batches, write_varied_coco
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IMAGES, BATCH_ROWS = 60, 6
 PARTITIONS = -(-IMAGES // BATCH_ROWS)
 

@@ -26,7 +26,7 @@ require_extra("scale")
 
 ray = pytest.importorskip("ray", reason="the scale extra (ray) is not installed: pip install 'capbuild[scale]'")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IMAGES = 60
 BATCH_ROWS = 6
 
