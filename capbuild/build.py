@@ -21,7 +21,7 @@ from capbuild import __version__
 from capbuild.builders.base import Builder
 from capbuild.cards.card import write_card
 from capbuild.errors import BuildConflictError, ConfigError
-from capbuild.imagefilters.stage import ImageFilterRequest
+from capbuild.imagefilters.options import ImageFilterRequest
 from capbuild.images.stage import ImageOptions, run_image_stage
 from capbuild.layout import BuildLayout
 from capbuild.manifest import fingerprint, load_manifest, package_versions, save_manifest

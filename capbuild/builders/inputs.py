@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import fsspec
-import pyarrow as pa
 from fsspec.core import url_to_fs
 from fsspec.utils import infer_compression
 
@@ -91,6 +90,8 @@ def open_binary(url: str) -> BinaryIO:
     if is_local(url):
         path = url.removeprefix("file://")
         compression = infer_compression(path)
+        import pyarrow as pa  # loaded when a file is read, not when the CLI starts
+
         return pa.input_stream(path, compression=compression)  # type: ignore[return-value]
     return fsspec.open(url, "rb", compression="infer").open()
 

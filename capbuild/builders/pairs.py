@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from capbuild.builders.base import (
     IMAGE_DIRS_OPTION,
     Builder,
@@ -256,6 +254,8 @@ class PairsBuilder(Builder):
 
 def _parquet_records(url: str) -> Iterator[dict[str, Any]]:
     with open_binary(url) as f:
+        import pyarrow.parquet as pq  # loaded when a parquet table is read, not when the CLI starts
+
         for batch in pq.ParquetFile(f).iter_batches(batch_size=PARQUET_BATCH):
             yield from batch.to_pylist()
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from capbuild.cli.params import REQUIRED, field_parameters, field_values, parameter
 from capbuild.errors import ConfigError
-from capbuild.imagefilters.stage import ImageFilterOptions, ImageFilterRequest
+from capbuild.imagefilters.options import ImageFilterOptions, ImageFilterRequest
 from capbuild.images.options import ImageOptions
 from capbuild.stages.text.options import TextOptions
 

@@ -2,9 +2,26 @@
 CLIP score, top fraction, near-duplicate, perceptual-hash and image-decontamination filters.
 
     run_image_filters(out, ["clip_score=0.25:caption_orig", "near_dup=0.95"], "open_clip:ViT-B-32:FILE")
+
+The names below load on first use, so that importing the options (as the CLI does) stays light.
 """
 
-from capbuild.imagefilters.specs import ImageFilterSpec, parse_image_filters
-from capbuild.imagefilters.stage import ImageFilterOptions, ImageFilterRequest, run_image_filters
+from __future__ import annotations
 
-__all__ = ["ImageFilterOptions", "ImageFilterRequest", "ImageFilterSpec", "parse_image_filters", "run_image_filters"]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "ImageFilterOptions": "capbuild.imagefilters.options",
+    "ImageFilterRequest": "capbuild.imagefilters.options",
+    "ImageFilterSpec": "capbuild.imagefilters.specs",
+    "parse_image_filters": "capbuild.imagefilters.specs",
+    "run_image_filters": "capbuild.imagefilters.stage",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'capbuild.imagefilters' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

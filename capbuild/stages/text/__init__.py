@@ -5,10 +5,28 @@
 
 Modules: options (TextOptions), steps (Step, Rewriter, Filter, register_step), plan (Plan, make_plan),
 partitions, segments, executors (local, ray), stage (run_text_stage), records (manifest records).
+The names below load on first use, so that importing TextOptions (as the CLI does) stays light.
 """
 
-from capbuild.stages.text.options import TextOptions
-from capbuild.stages.text.plan import Plan, make_plan
-from capbuild.stages.text.steps import Filter, Rewriter, Step, parse_step, register_step
+from __future__ import annotations
 
-__all__ = ["Filter", "Plan", "Rewriter", "Step", "TextOptions", "make_plan", "parse_step", "register_step"]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "TextOptions": "capbuild.stages.text.options",
+    "Plan": "capbuild.stages.text.plan",
+    "make_plan": "capbuild.stages.text.plan",
+    "Filter": "capbuild.stages.text.steps",
+    "Rewriter": "capbuild.stages.text.steps",
+    "Step": "capbuild.stages.text.steps",
+    "parse_step": "capbuild.stages.text.steps",
+    "register_step": "capbuild.stages.text.steps",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'capbuild.stages.text' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

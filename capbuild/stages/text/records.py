@@ -9,9 +9,10 @@ The card, `capbuild info`, `inspect` and `translate run` read these records (nev
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from capbuild.stages.text.steps import Step
+if TYPE_CHECKING:
+    from capbuild.stages.text.steps import Step
 
 
 @dataclass(frozen=True)
