@@ -4,6 +4,7 @@ image is, which languages were asked for, and line-aligned text files read witho
 from __future__ import annotations
 
 import gzip
+from abc import abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -99,8 +100,9 @@ class EvalSetBuilder(Builder):
     default_lang: ClassVar[str] = ALL_LANGUAGES
     image_dirs: list[Path] = field(default_factory=list, metadata=IMAGE_DIRS_OPTION)
 
+    @abstractmethod
     def records(self) -> Iterator[EvalRecord]:
-        raise NotImplementedError
+        """The set's records, in the order of its files."""
 
     def rows(self) -> Iterator[dict[str, Any]]:
         dirs = [Path(d) for d in self.image_dirs]

@@ -8,8 +8,7 @@ The names below load on first use, so that importing the options (as the CLI doe
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from capbuild.lazy import lazy_exports
 
 _EXPORTS = {
     "ImageFilterOptions": "capbuild.imagefilters.options",
@@ -20,8 +19,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'capbuild.imagefilters' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

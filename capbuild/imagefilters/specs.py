@@ -3,6 +3,7 @@ source caption's embedding, perceptual hashes) and how a user writes them."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ SPEC_HELP = (
 
 
 @dataclass(frozen=True)
-class ImageFilterSpec:
+class ImageFilterSpec(ABC):
     """One image filter. `name` is its spec name; `describe()` gives the spec back."""
 
     name: str
@@ -31,8 +32,9 @@ class ImageFilterSpec:
     def needs_model(self) -> bool:
         return False
 
+    @abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """The spec as a user writes it."""
 
 
 @dataclass(frozen=True)

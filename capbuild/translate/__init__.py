@@ -7,8 +7,7 @@ the translate / mt_degenerate steps of a build's filter chain.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from capbuild.lazy import lazy_exports
 
 # Imported on first use, so that reading the translation options (the CLI) loads no engine.
 _EXPORTS = {
@@ -18,8 +17,4 @@ _EXPORTS = {
 }
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

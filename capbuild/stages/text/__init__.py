@@ -10,8 +10,7 @@ The names below load on first use, so that importing TextOptions (as the CLI doe
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from capbuild.lazy import lazy_exports
 
 _EXPORTS = {
     "TextOptions": "capbuild.stages.text.options",
@@ -25,8 +24,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'capbuild.stages.text' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

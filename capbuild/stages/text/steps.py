@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Step:
+class Step(ABC):
     """A step's config. Subclasses set `name` (the spec name users type) and, when they add columns
     to the caption table, `scores` (column -> Arrow type)."""
 
@@ -73,9 +74,9 @@ class Step:
                 kwargs[field.name] = value
         return cls(**kwargs)
 
+    @abstractmethod
     def build(self) -> Runner:
         """The runnable step (built where it runs: in process or on a Ray worker)."""
-        raise NotImplementedError
 
     def describe(self) -> str:
         """The step as a user writes it, for the manifest and the dataset card."""
@@ -84,6 +85,7 @@ class Step:
     def check(self) -> None:
         """Fail with a clear error, before the build writes anything, when what the step needs (a model,
         an extra, a file) is missing. Nothing to check by default."""
+        return None
 
     @property
     def uses_gpu(self) -> bool:
