@@ -102,17 +102,22 @@ def all_captions() -> list[str]:
 
 
 def save_tokenizer(folder: Path) -> None:
-    """A WordPiece tokenizer trained on the synthetic captions, saved as a BERT tokenizer."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    """A WordPiece tokenizer of the synthetic captions' words and letters, saved as a BERT tokenizer.
+
+    The vocabulary is listed, not trained: the tokenizers WordPiece trainer breaks frequency ties
+    differently from one process to the next, which would give the tiny models other token ids, and
+    so other scores, on every run."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertTokenizerFast
 
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = {word for text in all_captions() for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))}
+    letters = sorted({letter for word in words for letter in word} | set("0123456789"))
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.train_from_iterator(all_captions(), trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials))
-    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    tokenizer.post_processor = processors.BertProcessing(("[SEP]", sep), ("[CLS]", cls))
+    tokens = [*specials, *sorted(words), *letters, *(f"##{letter}" for letter in letters)]
+    tokenizer = Tokenizer(models.WordPiece({token: i for i, token in enumerate(dict.fromkeys(tokens))}, unk_token="[UNK]"))
+    tokenizer.normalizer, tokenizer.pre_tokenizer = normalizer, pre_tokenizer
+    tokenizer.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
     BertTokenizerFast(tokenizer_object=tokenizer).save_pretrained(folder)
 
 
