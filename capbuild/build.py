@@ -114,7 +114,7 @@ def run_build(request: BuildRequest) -> dict[str, Any]:
         manifest["counts"]["images"] = run_image_stage(paths.captions, out, work / "images", request.images)
         _finish_stage(out, manifest, "images", started)
     if request.images is not None and request.image_filters is not None:
-        manifest = request.image_filters.run(out)  # resumes, or does nothing when already done
+        manifest = request.image_filters.run(out, request.executor)  # resumes, or does nothing when already done
     shutil.rmtree(work, ignore_errors=True)
     write_card(out)
     return manifest

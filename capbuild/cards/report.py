@@ -18,11 +18,11 @@ from urllib.request import url2pathname
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import webdataset as wds
 from PIL import Image, UnidentifiedImageError
 
 from capbuild.cards.facts import BuildFacts, CaptionStats, load_facts, read_columns
 from capbuild.images.failures import failure_reason
+from capbuild.images.shards import stream_samples
 from capbuild.layout import BuildLayout
 from capbuild.stages.text.steps import parse_spec
 
@@ -97,7 +97,7 @@ def thumbnail(data: bytes | Path) -> str | None:
 
 
 def _kept_from_shards(facts: BuildFacts, count: int, rng: random.Random, thumbnails: bool) -> list[Sample]:
-    """`count` samples drawn uniformly from every shard, read with webdataset up to the last one needed."""
+    """`count` samples drawn uniformly from every shard, each shard streamed up to the last one needed."""
     shards = sorted(facts.sizes)
     offsets = np.cumsum([0] + [facts.sizes[s] for s in shards])
     picks = sorted(rng.sample(range(int(offsets[-1])), min(count, int(offsets[-1]))))
@@ -107,13 +107,12 @@ def _kept_from_shards(facts: BuildFacts, count: int, rng: random.Random, thumbna
         wanted[shards[shard]].add(pick - int(offsets[shard]))
     kept = []
     for shard, indices in sorted(wanted.items()):
-        dataset = wds.WebDataset(str(BuildLayout(facts.out).shards / shard), shardshuffle=False, empty_check=False)
         position = 0
-        for sample in dataset:
-            if "jpg" not in sample:
+        for key, fields in stream_samples(BuildLayout(facts.out).shards / shard):
+            if "jpg" not in fields:
                 continue
             if position in indices:
-                kept.append(_shard_sample(sample, facts.score_names, thumbnails))
+                kept.append(_shard_sample({"__key__": key, **fields}, facts.score_names, thumbnails))
             position += 1
             if position > max(indices):
                 break

@@ -123,13 +123,16 @@ def print_manifest(manifest: dict[str, Any], console: Console) -> None:
             counts = [str(record.counts.get(what, 0)) for what in ("in", "kept", "dropped", "errors")]
             steps.add_row(record.spec, record.kind, *counts)
         console.print(steps)
-        builder = Table(title="Builder: skipped and repaired")
-        builder.add_column("what")
-        builder.add_column("count", justify="right")
-        for kind, counts in text["builder"].items():
-            for reason, count in counts.items():
-                builder.add_row(f"{kind}: {reason}", str(count))
-        console.print(builder)
+        skipped = [
+            (f"{kind}: {reason}", count) for kind, counts in text["builder"].items() for reason, count in counts.items()
+        ]
+        if skipped:
+            builder = Table(title="Builder: skipped and repaired")
+            builder.add_column("what")
+            builder.add_column("count", justify="right")
+            for what, count in skipped:
+                builder.add_row(what, str(count))
+            console.print(builder)
         for record in step_records(manifest):
             if not record.report:
                 continue
@@ -146,4 +149,22 @@ def print_manifest(manifest: dict[str, Any], console: Console) -> None:
             table.add_column(outcome, justify="right")
         for source, counts in images["per_source"].items():
             table.add_row(source, *(str(counts.get(o, 0)) for o in outcomes))
+        console.print(table)
+    decontamination = [r for r in manifest.get("decontamination", []) if not r.get("pending")]
+    if decontamination:
+        table = Table(title="Decontamination (rows showing an evaluation set's image)")
+        for column in ("evaluation set", "rows dropped", "shard samples dropped", "when"):
+            table.add_column(column, justify="left" if column in ("evaluation set", "when") else "right")
+        for record in decontamination:
+            when = "text stage" if record.get("stage") == "text" else "after the build"
+            table.add_row(record["label"], str(record["rows"]), str(record.get("samples") or 0), when)
+        console.print(table)
+    for run in manifest["counts"].get("image_filters") or []:
+        model = run.get("score_model") or {}
+        title = f"Image filters, run {run['run']}: {run['samples']} samples in, {run['kept']} kept"
+        table = Table(title=title + (f" (score model {model['name']})" if model else ""))
+        table.add_column("image filter")
+        table.add_column("dropped", justify="right")
+        for record in run["filters"]:
+            table.add_row(record["filter"], str(record["dropped"]))
         console.print(table)

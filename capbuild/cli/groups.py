@@ -51,10 +51,13 @@ BUILD_GROUP = [
 
 EXECUTOR_GROUP = [
     parameter("executor", str, "local", ("--executor",),
-              "Where the text steps run: local, or ray (Ray actors over table partitions)."),
+              "Where the text steps and the image filters' embedding pass run: local, or ray (Ray actors "
+              "over table partitions; the embedding pass on one actor per GPU)."),
     parameter("ray_address", str | None, None, ("--ray-address",),
               "Ray cluster to join, for --executor ray and --distributor ray (default: start a local one)."),
-    parameter("ray_workers", int, 0, ("--ray-workers",), "Ray actors per step segment (0: one per CPU, or GPU)."),
+    parameter("ray_workers", int, 0, ("--ray-workers",),
+              "Ray actors per step segment and for the embedding pass (0: one per GPU, else one per CPU, or "
+              "per 1 + --score-workers CPUs for the embedding pass)."),
 ]  # fmt: skip
 
 IMAGE_GROUP = field_parameters(ImageOptions)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from capbuild.cli.errors import report_errors
-from capbuild.cli.groups import IMAGE_FILTER_GROUP, image_filter_request
+from capbuild.cli.groups import EXECUTOR_GROUP, IMAGE_FILTER_GROUP, executor_options, image_filter_request
 from capbuild.cli.output import console
 from capbuild.cli.params import signature
 from capbuild.errors import ConfigError
@@ -26,8 +26,9 @@ def register(app: typer.Typer) -> None:
 @report_errors
 def image_filter(out: str, **values: Any) -> None:
     """Run image filters (CLIP score, near-duplicates, pHash copies, image decontamination) on a build
-    whose image stage has finished: one embedding pass, then the filters in order; dropped samples and
-    their images go to rejected/. A later run applies to what earlier runs kept."""
+    whose image stage has finished: one embedding pass (on Ray actors, one per GPU, with --executor ray),
+    then the filters in order; dropped samples and their images go to rejected/. A later run applies to
+    what earlier runs kept."""
     from capbuild.cards.card import write_card
     from capbuild.storage import existing_build
 
@@ -36,7 +37,7 @@ def image_filter(out: str, **values: Any) -> None:
         raise ConfigError("give at least one --image-filter (see: capbuild image-filter --help)")
     request.check()
     with existing_build(out, upload=True) as folder:
-        manifest = request.run(folder)
+        manifest = request.run(folder, executor_options(values))
         write_card(folder)
     record = manifest["counts"]["image_filters"][-1]
     drops = ", ".join(f"{f['filter']}: {f['dropped']}" for f in record["filters"])
@@ -52,4 +53,5 @@ image_filter.__signature__ = signature(  # type: ignore[attr-defined]
         )
     ],
     IMAGE_FILTER_GROUP,
+    EXECUTOR_GROUP,
 )

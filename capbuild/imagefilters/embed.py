@@ -130,21 +130,31 @@ def shard_keys(shard: Path) -> list[str]:
     return list(keys)
 
 
-def reusable(path: Path, keys: list[str], encoder: DualEncoder | None, needs_orig: bool) -> bool:
-    """Whether a saved shard file covers these keys with what this run needs (same model)."""
+def reusable(path: Path, keys: list[str], fingerprint: str | None, needs_orig: bool) -> bool:
+    """Whether a saved shard file covers these keys with what this run needs: pHashes, and the
+    embeddings of the model with this fingerprint (None: pHashes only)."""
     if not path.is_file():
         return False
     schema = pq.read_schema(path)
     needed = ["key", "phash"]
-    if encoder is not None:
+    if fingerprint is not None:
         meta = json.loads((schema.metadata or {}).get(METADATA_KEY, b"{}"))
-        if meta.get("fingerprint") != encoder.fingerprint:
+        if meta.get("fingerprint") != fingerprint:
             return False
         needed += [*EMBEDDING_COLUMNS, *([ORIG_COLUMN] if needs_orig else [])]
     if any(name not in schema.names for name in needed):
         return False
     saved = set(pq.read_table(path, columns=["key"])["key"].to_pylist())
     return saved.issuperset(keys)
+
+
+def pending_shards(
+    shards: list[Path], folder: Path, fingerprint: str | None, needs_orig: bool
+) -> tuple[list[Path], dict[Path, list[str]]]:
+    """The shards whose embeddings file is missing or does not serve this run, and every shard's keys."""
+    keys = {shard: shard_keys(shard) for shard in shards}
+    todo = [s for s in shards if not reusable(embedding_path(folder, s), keys[s], fingerprint, needs_orig)]
+    return todo, keys
 
 
 def embed_shards(
@@ -154,12 +164,12 @@ def embed_shards(
     needs_orig: bool,
     options: PassOptions,
     label: str = "image filters: embedding",
+    show_progress: bool = True,
 ) -> dict[str, int]:
     """Write folder/NNNNN.parquet for every shard not already done; returns counts."""
     folder.mkdir(parents=True, exist_ok=True)
     encoder = encoders[0] if encoders else None
-    keys = {shard: shard_keys(shard) for shard in shards}
-    todo = [s for s in shards if not reusable(embedding_path(folder, s), keys[s], encoder, needs_orig)]
+    todo, keys = pending_shards(shards, folder, encoder.fingerprint if encoder else None, needs_orig)
     counts = Counter(reused_shards=len(shards) - len(todo), embedded_shards=len(todo))
     if not todo:
         return dict(counts)
@@ -168,7 +178,7 @@ def embed_shards(
     loader = DataLoader(dataset, batch_size=None, num_workers=workers, persistent_workers=False)
     pending: dict[int, ShardResult] = {}
     images = ImageEncoding(encoders)
-    with _progress() as progress:
+    with pass_progress(show_progress) as progress:
         task = progress.add_task(label, total=sum(len(keys[s]) for s in todo))
         for batch, embedded in images.run(loader):
             result = pending.setdefault(batch["shard"], ShardResult())
@@ -291,11 +301,13 @@ class _ImagesPerSecond(ProgressColumn):
         return Text(f"{speed:,.0f} images/s" if speed else "- images/s")
 
 
-def _progress() -> Progress:
+def pass_progress(show: bool = True) -> Progress:
+    """The embedding pass's progress bar: samples done and images/s."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         _ImagesPerSecond(),
         TimeElapsedColumn(),
+        disable=not show,
     )

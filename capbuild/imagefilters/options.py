@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capbuild.errors import ConfigError
 from capbuild.options import opt
+
+if TYPE_CHECKING:
+    from capbuild.stages.text.executors.base import ExecutorOptions
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class ImageFilterRequest:
 
             check_dual_encoder(self.score_model)
 
-    def run(self, out: Path) -> dict[str, Any]:
+    def run(self, out: Path, executor: ExecutorOptions | None = None) -> dict[str, Any]:
+        """Run the filters on the build in `out`; the embedding pass on Ray actors with a Ray executor."""
         from capbuild.imagefilters.stage import run_image_filters
 
-        return run_image_filters(out, list(self.specs), self.score_model, self.options)
+        return run_image_filters(out, list(self.specs), self.score_model, self.options, executor)

@@ -23,18 +23,25 @@ import pyarrow.parquet as pq
 from capbuild.atomic import atomic_path, write_text_atomic
 from capbuild.errors import ConfigError, InputError
 from capbuild.imagefilters.options import ImageFilterOptions
+from capbuild.imagefilters.scorer import Scorer, open_scorer
 from capbuild.imagefilters.specs import ClipScore, ClipTop, DecontaminateImages, parse_image_filters
 from capbuild.layout import BuildLayout
 from capbuild.manifest import load_manifest, save_manifest
+from capbuild.stages.text.executors.base import ExecutorOptions
 
 WORK_NAME = "imagefilters"  # under the build's work folder
 STAGE = "image_filters"
 
 
 def run_image_filters(
-    out: Path, specs: list[str], score_model: str | None = None, options: ImageFilterOptions | None = None
+    out: Path,
+    specs: list[str],
+    score_model: str | None = None,
+    options: ImageFilterOptions | None = None,
+    executor: ExecutorOptions | None = None,
 ) -> dict[str, Any]:
-    """Filter a finished build's shards with the image filters `specs`; returns the manifest."""
+    """Filter a finished build's shards with the image filters `specs`; returns the manifest. With a Ray
+    executor the embedding pass runs on Ray actors (one per GPU), else in this process."""
     out, options = Path(out), options or ImageFilterOptions()
     filters = parse_image_filters(specs)
     if not filters:
@@ -45,22 +52,22 @@ def run_image_filters(
     needs_model = any(f.needs_model for f in filters)
     if needs_model and not score_model:
         raise ConfigError(f"{', '.join(f.describe() for f in filters if f.needs_model)} need(s) --score-model")
-    encoders = _encoders(score_model, options.device) if needs_model else []
-    config = {
-        "filters": [f.describe() for f in filters],
-        "score_model": {"name": encoders[0].name, "fingerprint": encoders[0].fingerprint} if encoders else None,
-        "embedding_dtype": options.embedding_dtype,
-    }
-    paths = BuildLayout(out)
-    work = paths.work / WORK_NAME
-    run = _open_run(out, work, manifest, config)
-    if run is None:
-        return manifest
-    started = time.monotonic()
-    shards, splits = shard_order(out, manifest)
-    decisions_path = work / "decisions.parquet"
-    if not decisions_path.exists():
-        _decide(out, work, shards, splits, filters, encoders, options, decisions_path)
+    with open_scorer(score_model if needs_model else None, options.device, executor, options.workers) as scorer:
+        config = {
+            "filters": [f.describe() for f in filters],
+            "score_model": {"name": scorer.name, "fingerprint": scorer.fingerprint} if scorer else None,
+            "embedding_dtype": options.embedding_dtype,
+        }
+        paths = BuildLayout(out)
+        work = paths.work / WORK_NAME
+        run = _open_run(out, work, manifest, config)
+        if run is None:
+            return manifest
+        started = time.monotonic()
+        shards, splits = shard_order(out, manifest)
+        decisions_path = work / "decisions.parquet"
+        if not decisions_path.exists():
+            _decide(out, work, shards, splits, filters, scorer, options, decisions_path)
     from capbuild.imagefilters.apply import apply_shard, update_captions
 
     decisions = pq.read_table(decisions_path)
@@ -84,17 +91,20 @@ def run_image_filters(
     return manifest
 
 
-def _decide(out, work, shards, splits, filters, encoders, options, decisions_path: Path) -> None:
+def _decide(out, work, shards, splits, filters, scorer: Scorer | None, options, decisions_path: Path) -> None:
     from capbuild.imagefilters.decide import decide, decisions_table, load_samples
     from capbuild.imagefilters.embed import PassOptions, embed_shards, shard_keys
 
     needs_orig = any(isinstance(f, (ClipScore, ClipTop)) and f.text == "caption_orig" for f in filters)
     scored = None
-    if encoders:
+    if scorer:
         scored = "caption_orig" if needs_orig else "caption"
     pass_options = PassOptions(options.batch_size, options.workers, options.embedding_dtype)
     embeddings = BuildLayout(out).embeddings
-    embed_report = embed_shards(shards, embeddings, encoders, needs_orig, pass_options)
+    if scorer:
+        embed_report = scorer.embed(shards, embeddings, needs_orig, pass_options)
+    else:
+        embed_report = embed_shards(shards, embeddings, [], needs_orig, pass_options)
     eval_hashes = {
         f.eval_out: eval_build_hashes(Path(f.eval_out), work, pass_options)
         for f in filters
@@ -128,18 +138,6 @@ def eval_build_hashes(eval_out: Path, work: Path, options: Any) -> tuple[list[st
         table = read_embeddings(embedding_path(folder, shard), shard_keys_, ["phash"])
         pairs += [(k, h) for k, h in zip(table["key"].to_pylist(), table["phash"].to_pylist(), strict=True) if h]
     return [k for k, _ in pairs], [h for _, h in pairs]
-
-
-def _encoders(spec: str | None, device: str | None) -> list[Any]:
-    """One encoder per GPU (or the one device asked for), else one on the CPU."""
-    import torch
-
-    from capbuild.models.dual_encoder import load_dual_encoder
-
-    assert spec is not None
-    if device is None and torch.cuda.device_count() > 1:
-        return [load_dual_encoder(spec, f"cuda:{i}") for i in range(torch.cuda.device_count())]
-    return [load_dual_encoder(spec, device)]
 
 
 def _open_run(out: Path, work: Path, manifest: dict[str, Any], config: dict[str, Any]) -> int | None:

@@ -7,6 +7,8 @@ import base64
 import io
 import json
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -166,6 +168,17 @@ def test_card_command_rewrites_the_same_card(coco_build: Path) -> None:
     result = run_cli("card", str(coco_build))
     assert result.exit_code == 0, result.output
     assert (coco_build / "README.md").read_text(encoding="utf-8") == before
+
+
+def test_writing_a_card_loads_no_model_library(coco_build: Path) -> None:
+    """The card is written at the end of every build: it must not pay for torch (via webdataset)."""
+    code = (
+        "import json, sys; from pathlib import Path; from capbuild.cards.card import write_card; "
+        f"write_card(Path({str(coco_build)!r})); "
+        "print(json.dumps([m for m in ('torch', 'webdataset', 'transformers', 'datasets') if m in sys.modules]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout.splitlines()[-1]) == []
 
 
 def test_card_of_a_build_without_images_loads_the_caption_table(captions_only_build: Path, tmp_path: Path) -> None:

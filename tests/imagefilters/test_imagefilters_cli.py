@@ -81,3 +81,7 @@ def test_build_with_image_filters_then_image_filter_on_it(tmp_path):
     runs = json.loads((out / "manifest.json").read_text())["counts"]["image_filters"]
     assert len(runs) == 2 and runs[1]["embedding_pass"]["reused_shards"] == 4
     assert sum(json.loads((out / "shards" / "sizes.json").read_text()).values()) == runs[1]["kept"]
+    info = runner.invoke(app, ["info", str(out)])
+    assert info.exit_code == 0, info.output
+    said = " ".join(info.output.split())  # rich wraps a table's title to the table's width
+    assert "Image filters, run 1: 55 samples in, 45 kept" in said and "near_dup=0.9995" in said

@@ -92,6 +92,8 @@ def test_coco_train_build_decontaminated_in_the_text_stage(inputs, xtd_build: Pa
     manifest = json.loads((out / "manifest.json").read_text())
     assert [(r["label"], r["rows"]) for r in manifest["decontamination"]] == [("xtd10 (it)", SHARED)]
     assert "decontaminated against xtd10 (it): 3 rows" in (out / "README.md").read_text()
+    info = _run("info", out)
+    assert "Decontamination" in info and "xtd10 (it)" in info and "text stage" in info
 
 
 def test_finished_coco_build_decontaminated_afterwards(inputs, xtd_build: Path):

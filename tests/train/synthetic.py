@@ -111,11 +111,14 @@ def save_tokenizer(folder: Path) -> None:
     from transformers import BertTokenizerFast
 
     normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
-    words = {word for text in all_captions() for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))}
+    words = {
+        word for text in all_captions() for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+    }
     letters = sorted({letter for word in words for letter in word} | set("0123456789"))
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     tokens = [*specials, *sorted(words), *letters, *(f"##{letter}" for letter in letters)]
-    tokenizer = Tokenizer(models.WordPiece({token: i for i, token in enumerate(dict.fromkeys(tokens))}, unk_token="[UNK]"))
+    vocabulary = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
+    tokenizer = Tokenizer(models.WordPiece(vocabulary, unk_token="[UNK]"))
     tokenizer.normalizer, tokenizer.pre_tokenizer = normalizer, pre_tokenizer
     tokenizer.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
     BertTokenizerFast(tokenizer_object=tokenizer).save_pretrained(folder)

@@ -9,10 +9,9 @@ fixed name, so a retry can neither duplicate nor lose rows.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from capbuild.errors import MissingExtraError
+from capbuild.ray_session import RaySession
 from capbuild.stages.text.executors.base import Executor, OnDone
 from capbuild.stages.text.partitions import PartitionTask, Reports, merge_reports
 from capbuild.stages.text.segments import PlanSegment, SegmentWorker
@@ -25,26 +24,16 @@ class RayExecutor(Executor):
     """Connects to the Ray cluster at `address`, or starts a local Ray instance (stopped on close)."""
 
     def __init__(self, address: str | None = None, workers: int = 0) -> None:
-        try:
-            import ray
-        except ImportError as err:
-            raise MissingExtraError("ray", "scale", "--executor ray") from err
-        self.ray = ray
+        self.session = RaySession(address, workers)
+        self.ray = self.session.ray
         self.workers = workers
-        self.owned = not ray.is_initialized()
-        if self.owned:
-            quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
-            if address:
-                ray.init(address=address, **quiet)
-            else:
-                ray.init(num_cpus=workers or None, include_dashboard=False, **quiet)
 
     def map(self, segment: PlanSegment, tasks: list[PartitionTask], on_done: OnDone) -> Reports:
         if not tasks:
             return {}
         ray = self.ray
-        gpus = int(ray.cluster_resources().get("GPU", 0)) if segment.uses_gpu else 0
-        cpus = int(ray.cluster_resources().get("CPU", 0))
+        cpus, gpus = self.session.resources()
+        gpus = gpus if segment.uses_gpu else 0
         # A GPU step on a cluster without GPUs runs on CPU actors, as it would in process.
         size = max(1, min(self.workers or gpus or cpus, gpus or cpus, len(tasks)))
         actors = [self._actor(segment, gpu=gpus > 0) for _ in range(size)]
@@ -82,5 +71,4 @@ class RayExecutor(Executor):
         return worker.remote(segment)
 
     def close(self) -> None:
-        if self.owned and self.ray.is_initialized():
-            self.ray.shutdown()
+        self.session.close()

@@ -1,0 +1,165 @@
+"""The score model of an image-filter run and the embedding pass it drives, in one of two places:
+
+- in this process (`--executor local`): one encoder per GPU, else one on the CPU;
+- on Ray actors (`--executor ray`): one actor per GPU of the cluster (num_gpus=1), else CPU actors
+  that each hold their loader processes' CPUs; each actor loads the model once and embeds whole
+  shards, handed out one at a time to whichever actor is free. A shard's file is written atomically
+  under a fixed name, so an actor that dies (Ray restarts it and retries the shard) can neither lose
+  nor double a row, and a killed run resumes at the first unfinished shard either way.
+
+The embeddings do not depend on where they were computed beyond floating-point rounding; the model's
+fingerprint (in each file) decides whether a saved shard is reused.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from capbuild.imagefilters.embed import PassOptions, embed_shards, pass_progress, pending_shards
+from capbuild.stages.text.executors.base import ExecutorOptions
+
+# How often Ray may restart a dead actor, and retry the shard it was embedding.
+RESTARTS = 4
+
+
+class Scorer(ABC):
+    """The score model's identity (`name`, `fingerprint`) and the pass that embeds shards with it."""
+
+    name: str
+    fingerprint: str
+
+    @abstractmethod
+    def embed(self, shards: list[Path], folder: Path, needs_orig: bool, options: PassOptions) -> dict[str, int]:
+        """Write folder/NNNNN.parquet for every shard not already done; returns counts."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the scorer holds."""
+
+
+class LocalScorer(Scorer):
+    """The model in this process: one encoder per GPU (or on the one device asked for), else the CPU."""
+
+    def __init__(self, spec: str, device: str | None) -> None:
+        import torch
+
+        from capbuild.models.dual_encoder import load_dual_encoder
+
+        if device is None and torch.cuda.device_count() > 1:
+            self.encoders = [load_dual_encoder(spec, f"cuda:{i}") for i in range(torch.cuda.device_count())]
+        else:
+            self.encoders = [load_dual_encoder(spec, device)]
+        self.name, self.fingerprint = self.encoders[0].name, self.encoders[0].fingerprint
+
+    def embed(self, shards: list[Path], folder: Path, needs_orig: bool, options: PassOptions) -> dict[str, int]:
+        return embed_shards(shards, folder, self.encoders, needs_orig, options)
+
+    def close(self) -> None:
+        """Nothing to release: the encoders go with the scorer."""
+
+
+class EmbeddingWorker:
+    """A Ray actor: loads the score model once, then embeds whole shards."""
+
+    def __init__(self, spec: str, device: str | None) -> None:
+        from capbuild.models.dual_encoder import load_dual_encoder
+
+        self.encoder = load_dual_encoder(spec, device)
+
+    def identity(self) -> tuple[str, str]:
+        return self.encoder.name, self.encoder.fingerprint
+
+    def embed(self, shard: str, folder: str, needs_orig: bool, options: PassOptions) -> dict[str, int]:
+        return embed_shards([Path(shard)], Path(folder), [self.encoder], needs_orig, options, show_progress=False)
+
+
+class RayScorer(Scorer):
+    """The model on Ray actors: one per GPU, else CPU actors of 1 + `options.workers` CPUs each."""
+
+    def __init__(self, spec: str, device: str | None, executor: ExecutorOptions, loader_workers: int) -> None:
+        from capbuild.ray_session import RaySession
+
+        self.session = RaySession(executor.address, executor.workers, needed_for="--executor ray")
+        try:
+            self.actors = self._start(spec, device, executor.workers, loader_workers)
+            self.name, self.fingerprint = self.session.ray.get(self.actors[0].identity.remote())
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, spec: str, device: str | None, wanted: int, loader_workers: int) -> list[Any]:
+        cpus, gpus = self.session.resources()
+        on_gpu = gpus > 0 and device != "cpu"
+        # GPU actors take no CPU so that one per GPU always fits; CPU actors take their loaders' CPUs,
+        # and no more actors are started than fit (an actor waiting for resources would stall the pass).
+        per_actor = 0 if on_gpu else 1 + loader_workers
+        fit = gpus if on_gpu else max(1, cpus // per_actor)
+        count = max(1, min(wanted or fit, fit))
+        worker = self.session.ray.remote(EmbeddingWorker).options(
+            num_cpus=min(per_actor, max(cpus, 1)),
+            num_gpus=1 if on_gpu else 0,
+            max_restarts=RESTARTS,
+            max_task_retries=RESTARTS,
+        )
+        return [worker.remote(spec, None if on_gpu else "cpu") for _ in range(count)]
+
+    def embed(self, shards: list[Path], folder: Path, needs_orig: bool, options: PassOptions) -> dict[str, int]:
+        ray = self.session.ray
+        folder.mkdir(parents=True, exist_ok=True)
+        todo, keys = pending_shards(shards, folder, self.fingerprint, needs_orig)
+        counts = Counter(reused_shards=len(shards) - len(todo), embedded_shards=len(todo))
+        waiting = list(reversed(todo))
+        running: dict[Any, tuple[Any, Path]] = {}
+
+        def hand_out(actor: Any) -> None:
+            if waiting:
+                shard = waiting.pop()
+                running[actor.embed.remote(str(shard), str(folder), needs_orig, options)] = (actor, shard)
+
+        label = f"image filters: embedding on {len(self.actors)} Ray actor(s)"
+        with pass_progress() as progress:
+            task = progress.add_task(label, total=sum(len(keys[s]) for s in todo))
+            for actor in self.actors:
+                hand_out(actor)
+            while running:
+                [ready], _ = ray.wait(list(running), num_returns=1)
+                actor, shard = running.pop(ready)
+                try:
+                    done = ray.get(ready)
+                except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as err:
+                    raise RuntimeError(
+                        f"a Ray worker failed embedding {shard.name} ({type(err).__name__}: {err}); finished "
+                        "shards are kept: re-run the same command to resume"
+                    ) from err
+                counts["undecodable"] += done.get("undecodable", 0)
+                progress.advance(task, len(keys[shard]))
+                hand_out(actor)
+        return dict(counts)
+
+    def close(self) -> None:
+        for actor in getattr(self, "actors", []):
+            self.session.ray.kill(actor, no_restart=True)
+        self.session.close()
+
+
+@contextmanager
+def open_scorer(
+    spec: str | None, device: str | None, executor: ExecutorOptions | None, loader_workers: int
+) -> Iterator[Scorer | None]:
+    """The scorer of `spec` (None without a model), where the executor says; closed on exit."""
+    if spec is None:
+        yield None
+        return
+    if executor is not None and executor.name == "ray":
+        scorer: Scorer = RayScorer(spec, device, executor, loader_workers)
+    else:
+        scorer = LocalScorer(spec, device)
+    try:
+        yield scorer
+    finally:
+        scorer.close()
