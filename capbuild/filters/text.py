@@ -9,11 +9,13 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from capbuild.errors import ConfigError
 from capbuild.filters.base import CaptionFilter, CaptionRewriter, FilterResult, Runner
-from capbuild.filters.clean_text import clean_caption
+from capbuild.filters.clean_text import clean_caption, clean_texts
 from capbuild.options import opt
 from capbuild.stages.text.options import TextOptions
 from capbuild.stages.text.steps import Filter, Rewriter, register_step
@@ -39,6 +41,24 @@ class CleanFilter(CaptionRewriter):
 
     def rewrite(self, text: str) -> str:
         return clean_caption(text)
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        # What CaptionRewriter.apply does row by row, on whole columns: most captions take the
+        # fast path in Arrow kernels, and only the rest cross into Python (clean_texts).
+        lists = batch["captions"].combine_chunks() if batch.num_rows else pa.array([], pa.list_(pa.string()))
+        # One call for both columns: a caption is mostly also in its row's list, and is repaired once.
+        texts = [*batch["caption"].cast(pa.string()).chunks, lists.flatten()]
+        both = clean_texts(pa.chunked_array(texts, pa.string()))
+        captions, entries = both.slice(0, batch.num_rows), both.slice(batch.num_rows)
+        filled = pc.not_equal(entries, "")
+        parents = np.asarray(pc.filter(pc.list_parent_indices(lists), filled))
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(parents, minlength=len(lists)))]).astype(np.int32)
+        caption_lists = pa.ListArray.from_arrays(pa.array(offsets), pc.filter(entries, filled))
+        index = batch.schema.get_field_index
+        batch = batch.set_column(index("caption"), "caption", captions)
+        batch = batch.set_column(index("captions"), "captions", caption_lists)
+        keep = pc.not_equal(captions, "").to_pylist()
+        return FilterResult(batch, keep, ["" if k else self.empty_value for k in keep])
 
 
 class LengthFilter(CaptionFilter):

@@ -9,8 +9,10 @@ import string
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
+from capbuild.filters.base import CaptionRewriter
 from capbuild.filters.clean_text import clean_caption, clean_caption_full
 from capbuild.filters.text import CleanFilter
 from capbuild.table import make_row, rows_to_table
@@ -106,3 +108,30 @@ def test_clean_rejects_rows_of_invisible_characters_and_keeps_visible_ones():
     assert result.keep == [False, True, False]
     assert result.values == ["empty", "", "empty"]
     assert result.table["caption"].to_pylist()[1] == "a\u200bdog"
+
+
+class RowByRowClean(CaptionRewriter):
+    """The clean step as the generic rewriter runs it, one caption at a time."""
+
+    name = "clean-row-by-row"
+
+    def rewrite(self, text: str) -> str:
+        return clean_caption_full(text)
+
+
+def test_clean_on_whole_columns_gives_the_row_by_row_result(realdata):
+    rng = random.Random(7)
+    texts = [*_realdata_texts(realdata), *FIXTURES, *INVISIBLE_ONLY]
+    lists = [rng.sample(texts, rng.randint(0, 3)) + rng.choice([[], [""], ["  "]]) for _ in texts]
+    table = pa.table(
+        {
+            "lang": ["en"] * len(texts),
+            "caption": [None if i % 97 == 0 else t for i, t in enumerate(texts)],
+            "captions": [None if i % 89 == 0 else lst for i, lst in enumerate(lists)],
+        }
+    )
+    for batch in (table, table.slice(13, 500), pa.concat_tables([table.slice(0, 40), table.slice(40, 40)])):
+        fast, reference = CleanFilter().apply(batch), RowByRowClean().apply(batch)
+        assert fast.table.equals(reference.table)
+        assert fast.keep == reference.keep and fast.values == reference.values
+    assert not all(CleanFilter().apply(table).keep), "rows left empty must be exercised"
