@@ -18,14 +18,14 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
+from typing import TYPE_CHECKING, Any
 
 from capbuild.atomic import atomic_path
 from capbuild.errors import BuildConflictError, InputError
 from capbuild.layout import MANIFEST, OWNED, WORK
+
+if TYPE_CHECKING:
+    import fsspec
 
 
 def cache_root() -> Path:
@@ -35,16 +35,30 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "capbuild"
 
 
+def _url_to_fs(location: str | Path) -> tuple[fsspec.AbstractFileSystem, str]:
+    import fsspec.core  # loaded on use: `capbuild --help` and `info` on a local build never need it
+
+    return fsspec.core.url_to_fs(str(location))
+
+
+def _is_local_fs(fs: fsspec.AbstractFileSystem) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
+
+
 def is_remote(location: str | Path) -> bool:
     """Whether `location` names something outside the local file system."""
-    fs, _ = fsspec.core.url_to_fs(str(location))
-    return not isinstance(fs, LocalFileSystem)
+    if "://" not in str(location):
+        return False
+    return not _is_local_fs(_url_to_fs(location)[0])
 
 
 def local_path(location: str | Path) -> Path:
     """A local path or file:// URL as a Path."""
-    _, path = fsspec.core.url_to_fs(str(location))
-    return Path(path)
+    if "://" not in str(location):
+        return Path(location).expanduser().absolute()
+    return Path(_url_to_fs(location)[1])
 
 
 def local_inputs(inputs: list[str], cache: Path | None = None) -> list[Path]:
@@ -53,15 +67,17 @@ def local_inputs(inputs: list[str], cache: Path | None = None) -> list[Path]:
     cache = cache or cache_root() / "inputs"
     paths: list[Path] = []
     for location in inputs:
-        fs, path = fsspec.core.url_to_fs(location)
-        magic = fsspec.core.has_magic(path)
-        if isinstance(fs, LocalFileSystem) and not magic:
+        from fsspec.core import has_magic
+
+        fs, path = _url_to_fs(location)
+        magic = has_magic(path)
+        if _is_local_fs(fs) and not magic:
             paths.append(Path(location.removeprefix("file://")))
             continue
         matches = sorted(fs.glob(path)) if magic else [path]
         if not matches:
             raise InputError(f"input {location!r} matches no file")
-        if isinstance(fs, LocalFileSystem):
+        if _is_local_fs(fs):
             paths.extend(Path(m) for m in matches)
             continue
         for match in matches:
@@ -91,7 +107,7 @@ def build_folder(out: str, overwrite: bool = False) -> Iterator[Path]:
     if not is_remote(out):
         yield local_path(out)
         return
-    fs, root = fsspec.core.url_to_fs(out)
+    fs, root = _url_to_fs(out)
     mirror = _mirror(out)
     mirror.mkdir(parents=True, exist_ok=True)
     _check_remote(fs, root, mirror, out, overwrite)
@@ -115,7 +131,7 @@ def _check_remote(fs: fsspec.AbstractFileSystem, root: str, mirror: Path, out: s
 def upload_build(local: Path, out: str) -> None:
     """Upload a finished build's outputs (not its work folder) to `out`, replacing what capbuild
     wrote there before."""
-    fs, root = fsspec.core.url_to_fs(out)
+    fs, root = _url_to_fs(out)
     root = root.rstrip("/")
     fs.makedirs(root, exist_ok=True)
     # The manifest goes last: a remote folder with a manifest holds every output it lists.
@@ -132,10 +148,16 @@ def upload_build(local: Path, out: str) -> None:
 
 def read_manifest(out: str) -> dict[str, Any]:
     """The manifest of the build at `out` (path or URL), read where it is."""
-    fs, root = fsspec.core.url_to_fs(str(out))
+    missing = InputError(f"{out} holds no {MANIFEST}: is it a capbuild build folder (a build's --out)?")
+    if not is_remote(out):
+        local = local_path(out) / MANIFEST
+        if not local.is_file():
+            raise missing
+        return json.loads(local.read_bytes())
+    fs, root = _url_to_fs(out)
     path = f"{root.rstrip('/')}/{MANIFEST}"
     if not fs.exists(path):
-        raise InputError(f"{out} holds no {MANIFEST}: is it a capbuild build folder (a build's --out)?")
+        raise missing
     return json.loads(fs.cat_file(path))
 
 
@@ -148,7 +170,7 @@ def existing_build(out: str | Path, upload: bool = False) -> Iterator[Path]:
     if not is_remote(out):
         yield local_path(out)
         return
-    fs, root = fsspec.core.url_to_fs(out)
+    fs, root = _url_to_fs(out)
     root = root.rstrip("/")
     mirror = _mirror(out)
     local = mirror / MANIFEST

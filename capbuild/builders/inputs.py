@@ -11,10 +11,6 @@ import io
 from pathlib import Path
 from typing import BinaryIO
 
-import fsspec
-from fsspec.core import url_to_fs
-from fsspec.utils import infer_compression
-
 from capbuild.errors import InputError, MissingExtraError
 
 GLOB_CHARS = ("*", "?", "[")
@@ -55,6 +51,8 @@ def check_inputs(inputs: list[str]) -> None:
 
 def require_backend(url: str) -> None:
     """A MissingExtraError naming the install command when `url`'s fsspec backend is missing."""
+    import fsspec  # loaded when an input is opened, not when the CLI starts
+
     protocol = url.split("://", 1)[0]
     try:
         fsspec.get_filesystem_class(protocol)
@@ -77,6 +75,8 @@ def _expand_local(item: str) -> list[str]:
 
 
 def _expand_remote(item: str) -> list[str]:
+    from fsspec.core import url_to_fs
+
     fs, path = url_to_fs(item)
     if any(c in path for c in GLOB_CHARS):
         return sorted(fs.unstrip_protocol(p) for p in fs.glob(path))
@@ -87,10 +87,13 @@ def _expand_remote(item: str) -> list[str]:
 
 def open_binary(url: str) -> BinaryIO:
     """A decompressed binary stream of one input file (close it after use)."""
+    import fsspec  # loaded when a file is read, not when the CLI starts
+    from fsspec.utils import infer_compression
+
     if is_local(url):
         path = url.removeprefix("file://")
         compression = infer_compression(path)
-        import pyarrow as pa  # loaded when a file is read, not when the CLI starts
+        import pyarrow as pa
 
         return pa.input_stream(path, compression=compression)  # type: ignore[return-value]
     return fsspec.open(url, "rb", compression="infer").open()
@@ -103,6 +106,8 @@ def open_text(url: str) -> io.TextIOWrapper:
 
 def base_name(url: str) -> str:
     """The file name of an input, without its compression suffix (for split names and source ids)."""
+    from fsspec.utils import infer_compression
+
     name = url.rstrip("/").rsplit("/", 1)[-1]
     compression = infer_compression(name)
     return name.rsplit(".", 1)[0] if compression else name

@@ -48,7 +48,3 @@ def make_app() -> typer.Typer:
     imagefilters.register(app)
     train.register(app)
     return app
-
-
-def main() -> None:
-    make_app()()

@@ -14,7 +14,7 @@ from capbuild import __version__
 from capbuild.cli import app
 
 runner = CliRunner()
-HEAVY = ("torch", "transformers", "spacy", "ctranslate2", "ray", "datasets", "webdataset", "pyarrow", "numpy")
+HEAVY = ("torch", "transformers", "spacy", "ctranslate2", "ray", "datasets", "webdataset", "pyarrow", "numpy", "fsspec")
 
 
 def _command_paths() -> list[list[str]]:
