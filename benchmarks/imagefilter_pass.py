@@ -20,6 +20,7 @@ import argparse
 import io
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +28,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the procedural pictures of the tests
 
 from capbuild.imagefilters.embed import PassOptions, embed_shards
 from capbuild.imagefilters.hashing import phash_hex
