@@ -102,8 +102,6 @@ class Flickr8kBuilder(Builder):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.image_dirs:
-            raise ConfigError("Flickr8k files hold no image URLs: pass --images DIR (the Flicker8k_Dataset folder)")
         if self.captions is None and self.lang != "en":
             raise ConfigError(
                 f"Flickr8k.token.txt is English but --lang is {self.lang!r}: pass --captions FILE with "
@@ -111,6 +109,11 @@ class Flickr8kBuilder(Builder):
             )
 
     def check(self, fetch_images: bool = True) -> None:
+        if fetch_images and not self.image_dirs:
+            raise ConfigError(
+                "Flickr8k files hold no image URLs: pass --images DIR (the Flicker8k_Dataset folder), "
+                "or --no-images for the caption table alone"
+            )
         super().check(fetch_images)
         if self.captions is not None and not Path(self.captions).is_file():
             raise InputError(f"--captions {str(self.captions)!r} is not a file")
@@ -153,7 +156,7 @@ class Flickr8kBuilder(Builder):
         return self.make_row(
             source_id=name,
             split=splits.get(name, UNASSIGNED_SPLIT if splits else "train"),
-            image_url=file_url(find_image(self.image_dirs, name)),
+            image_url=file_url(find_image(self.image_dirs, name)) if self.image_dirs else None,
             image_ref=_flickr_image_ref(name),
             captions=captions,
             caption_orig=caption_orig,

@@ -87,9 +87,31 @@ def test_self_made_quirks(tmp_path):
 
 
 def test_clear_errors(tmp_path):
-    with pytest.raises(CapbuildError, match="--images"):
-        Flickr8kBuilder(inputs=[tmp_path])
+    with pytest.raises(CapbuildError, match=r"pass --images DIR .* or --no-images"):
+        Flickr8kBuilder(inputs=[tmp_path]).check(fetch_images=True)
     with pytest.raises(CapbuildError, match="--captions"):
         Flickr8kBuilder(inputs=[tmp_path], image_dirs=[tmp_path], lang="ar")
     with pytest.raises(CapbuildError, match=r"no Flickr8k\.token\.txt"):
         _build(inputs=[tmp_path], image_dirs=[tmp_path])
+
+
+def test_the_caption_table_alone_needs_no_image_folder(flickr):
+    builder = Flickr8kBuilder(inputs=[flickr])
+    builder.check(fetch_images=False)
+    rows = list(builder.rows())
+    assert len(rows) == 52 and all(r["image_url"] is None for r in rows)
+    assert rows[0]["image_ref"].startswith("flickr:")
+
+
+def test_cli_builds_the_caption_table_without_images_and_asks_for_them_otherwise(flickr, tmp_path):
+    from typer.testing import CliRunner
+
+    from capbuild.cli import app
+
+    runner = CliRunner()
+    fetching = runner.invoke(app, ["flickr8k", str(flickr), "--out", str(tmp_path / "with-images")])
+    assert fetching.exit_code == 2 and "or --no-images" in " ".join(fetching.output.split())
+    assert not (tmp_path / "with-images").exists()
+    table_only = runner.invoke(app, ["flickr8k", str(flickr), "--no-images", "--out", str(tmp_path / "table")])
+    assert table_only.exit_code == 0, table_only.output
+    assert (tmp_path / "table" / "captions").is_dir()
