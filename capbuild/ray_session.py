@@ -4,9 +4,14 @@ instance that is stopped again on close."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from capbuild.errors import MissingExtraError
+
+Task = TypeVar("Task")
+# How often Ray may restart a dead actor, and retry the task it was running.
+RESTARTS = 4
 
 
 class RaySession:
@@ -31,6 +36,38 @@ class RaySession:
         """(CPUs, GPUs) of the whole cluster."""
         total = self.ray.cluster_resources()
         return int(total.get("CPU", 0)), int(total.get("GPU", 0))
+
+    def run_on_actors(
+        self,
+        actors: list[Any],
+        tasks: list[Task],
+        submit: Callable[[Any, Task], Any],
+        on_done: Callable[[Task, Any], None],
+        failure: Callable[[Task], str],
+    ) -> None:
+        """Hand the tasks out in order, one at a time, to whichever actor is free: `submit(actor, task)`
+        starts one (returns its object ref), `on_done(task, result)` takes each result as it comes. A
+        task whose actor died past its restarts raises RuntimeError(`failure(task)` and the cause)."""
+        ray = self.ray
+        waiting = list(reversed(tasks))
+        running: dict[Any, tuple[Any, Task]] = {}
+
+        def hand_out(actor: Any) -> None:
+            if waiting:
+                task = waiting.pop()
+                running[submit(actor, task)] = (actor, task)
+
+        for actor in actors:
+            hand_out(actor)
+        while running:
+            [ready], _ = ray.wait(list(running), num_returns=1)
+            actor, task = running.pop(ready)
+            try:
+                result = ray.get(ready)
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as err:
+                raise RuntimeError(f"{failure(task)} ({type(err).__name__}: {err})") from err
+            on_done(task, result)
+            hand_out(actor)
 
     def close(self) -> None:
         if self.owned and self.ray.is_initialized():

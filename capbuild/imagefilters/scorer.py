@@ -21,10 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from capbuild.imagefilters.embed import PassOptions, embed_shards, pass_progress, pending_shards
+from capbuild.ray_session import RESTARTS, RaySession
 from capbuild.stages.text.executors.base import ExecutorOptions
-
-# How often Ray may restart a dead actor, and retry the shard it was embedding.
-RESTARTS = 4
 
 
 class Scorer(ABC):
@@ -82,8 +80,6 @@ class RayScorer(Scorer):
     """The model on Ray actors: one per GPU, else CPU actors of 1 + `options.workers` CPUs each."""
 
     def __init__(self, spec: str, device: str | None, executor: ExecutorOptions, loader_workers: int) -> None:
-        from capbuild.ray_session import RaySession
-
         self.session = RaySession(executor.address, executor.workers, needed_for="--executor ray")
         try:
             self.actors = self._start(spec, device, executor.workers, loader_workers)
@@ -109,36 +105,27 @@ class RayScorer(Scorer):
         return [worker.remote(spec, None if on_gpu else "cpu") for _ in range(count)]
 
     def embed(self, shards: list[Path], folder: Path, needs_orig: bool, options: PassOptions) -> dict[str, int]:
-        ray = self.session.ray
         folder.mkdir(parents=True, exist_ok=True)
         todo, keys = pending_shards(shards, folder, self.fingerprint, needs_orig)
         counts = Counter(reused_shards=len(shards) - len(todo), embedded_shards=len(todo))
-        waiting = list(reversed(todo))
-        running: dict[Any, tuple[Any, Path]] = {}
-
-        def hand_out(actor: Any) -> None:
-            if waiting:
-                shard = waiting.pop()
-                running[actor.embed.remote(str(shard), str(folder), needs_orig, options)] = (actor, shard)
-
         label = f"image filters: embedding on {len(self.actors)} Ray actor(s)"
         with pass_progress() as progress:
-            task = progress.add_task(label, total=sum(len(keys[s]) for s in todo))
-            for actor in self.actors:
-                hand_out(actor)
-            while running:
-                [ready], _ = ray.wait(list(running), num_returns=1)
-                actor, shard = running.pop(ready)
-                try:
-                    done = ray.get(ready)
-                except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as err:
-                    raise RuntimeError(
-                        f"a Ray worker failed embedding {shard.name} ({type(err).__name__}: {err}); finished "
-                        "shards are kept: re-run the same command to resume"
-                    ) from err
-                counts["undecodable"] += done.get("undecodable", 0)
-                progress.advance(task, len(keys[shard]))
-                hand_out(actor)
+            bar = progress.add_task(label, total=sum(len(keys[s]) for s in todo))
+
+            def done(shard: Path, result: dict[str, int]) -> None:
+                counts["undecodable"] += result.get("undecodable", 0)
+                progress.advance(bar, len(keys[shard]))
+
+            self.session.run_on_actors(
+                self.actors,
+                todo,
+                submit=lambda actor, shard: actor.embed.remote(str(shard), str(folder), needs_orig, options),
+                on_done=done,
+                failure=lambda shard: (
+                    f"a Ray worker failed embedding {shard.name}; finished shards are kept: "
+                    "re-run the same command to resume"
+                ),
+            )
         return dict(counts)
 
     def close(self) -> None:

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from capbuild.ray_session import RaySession
+from capbuild.ray_session import RESTARTS, RaySession
 from capbuild.stages.text.executors.base import Executor, OnDone
 from capbuild.stages.text.partitions import PartitionTask, Reports, merge_reports
 from capbuild.stages.text.segments import PlanSegment, SegmentWorker
-
-# How often Ray may restart a dead actor, and retry the partition it was filtering.
-RESTARTS = 4
 
 
 class RayExecutor(Executor):
@@ -37,25 +34,18 @@ class RayExecutor(Executor):
         # A GPU step on a cluster without GPUs runs on CPU actors, as it would in process.
         size = max(1, min(self.workers or gpus or cpus, gpus or cpus, len(tasks)))
         actors = [self._actor(segment, gpu=gpus > 0) for _ in range(size)]
-        waiting = list(reversed(tasks))
-        running: dict[Any, Any] = {}
+        failure = (
+            f"a Ray worker failed on the steps {segment.label!r}; finished partitions are kept: "
+            "re-run the same command to resume"
+        )
         try:
-            for actor in actors:
-                if waiting:
-                    running[actor.process.remote(waiting.pop())] = actor
-            while running:
-                [ready], _ = ray.wait(list(running), num_returns=1)
-                actor = running.pop(ready)
-                try:
-                    index, counts = ray.get(ready)
-                except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as err:
-                    raise RuntimeError(
-                        f"a Ray worker failed on the steps {segment.label!r} ({type(err).__name__}: {err}); "
-                        "finished partitions are kept: re-run the same command to resume"
-                    ) from err
-                on_done(index, counts)
-                if waiting:
-                    running[actor.process.remote(waiting.pop())] = actor
+            self.session.run_on_actors(
+                actors,
+                tasks,
+                submit=lambda actor, task: actor.process.remote(task),
+                on_done=lambda _task, result: on_done(*result),
+                failure=lambda _task: failure,
+            )
             return merge_reports(ray.get([actor.reports.remote() for actor in actors]))
         finally:
             for actor in actors:
