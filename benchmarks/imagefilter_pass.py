@@ -4,14 +4,17 @@ Writes N drawn 256x256 JPEG samples into shards, then embeds images and captions
 with the same model and batch size two ways, in the same run:
 
 - plain loop: one process; PIL decode, the model's own processor (AutoImageProcessor), forward per batch;
-- capbuild: `embed_shards` (loader workers decode from the tar stream and resize on the tensor; it
+- capbuild: `embed_shards` (loader workers read their samples by seeking in the tar, decode and resize on the tensor; it
   also computes each image's pHash and writes embeddings/*.parquet).
 
-The model is a random-weight CLIPModel; `--size tiny` (ViT 64 wide, 2 layers) measures the input
-pipeline alone; `--size small` (ViT 384 wide, 6 layers, patch 32) keeps the
-forward pass from hiding the input pipeline, as a GPU does; `--size b32` is ViT-B/32's shape.
+A third run, the plain loop that also computes each image's pHash, does the pass's work the plain way.
+Models and the plain loop's processor are loaded before the clocks start. The model is a random-weight
+CLIPModel: `--size tiny` (both towers 64 wide, 2 layers) measures the input pipeline alone; `--size
+small` (ViT 384 wide, 6 layers, patch 32) is one where the forward pass is the cost, as for a real model
+on a CPU; `--size b32` is ViT-B/32's shape. `--rounds N` interleaves N rounds of every run and prints
+medians (this machine's noise is larger than one run's differences).
 
-    .venv/bin/python benchmarks/imagefilter_pass.py --images 512 --batch-size 64
+    .venv/bin/python benchmarks/imagefilter_pass.py --images 2048 --batch-size 64 --size tiny --rounds 3
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import argparse
 import io
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -38,10 +43,17 @@ from capbuild.models.dual_encoder import load_dual_encoder
 from tests.imagefilter_data import draw_picture
 from tests.train.synthetic import save_tokenizer
 
+
+def tower(width: int, layers: int, heads: int) -> dict[str, int]:
+    return {"hidden_size": width, "intermediate_size": 4 * width, "num_hidden_layers": layers,
+            "num_attention_heads": heads}  # fmt: skip
+
+
+# (vision tower, text tower); tiny keeps both towers small so that the input pipeline is what is timed.
 SIZES = {
-    "tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2},
-    "small": {"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6, "num_attention_heads": 6},
-    "b32": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12},
+    "tiny": (tower(64, 2, 2), tower(64, 2, 2)),
+    "small": (tower(384, 6, 6), tower(256, 4, 4)),
+    "b32": (tower(768, 12, 12), tower(512, 12, 8)),
 }
 
 
@@ -50,12 +62,12 @@ def save_model(folder: Path, size: str) -> Path:
 
     torch.manual_seed(0)
     save_tokenizer(folder)
+    vision, text = SIZES[size]
     config = CLIPConfig(
-        text_config={"vocab_size": 200, "hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4,
-                     "num_attention_heads": 4, "max_position_embeddings": 77, "eos_token_id": 3},
-        vision_config={"image_size": 224, "patch_size": 32, **SIZES[size]},
+        text_config={"vocab_size": 200, "max_position_embeddings": 77, "eos_token_id": 3, **text},
+        vision_config={"image_size": 224, "patch_size": 32, **vision},
         projection_dim=512,
-    )  # fmt: skip
+    )
     CLIPModel(config).save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": 224}, crop_size=224).save_pretrained(folder)
     return folder
@@ -81,38 +93,47 @@ def write_shards(folder: Path, count: int, per_shard: int) -> list[Path]:
     return shards
 
 
-@torch.no_grad()
-def plain_loop(model_dir: Path, shards: list[Path], batch_size: int) -> int:
-    from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
+class PlainLoop:
+    """One process: PIL decode, the model's own processor, forward per batch (loaded once, untimed)."""
 
-    model = CLIPModel.from_pretrained(model_dir).eval()
-    processor, tokenizer = AutoImageProcessor.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
-    done = 0
+    def __init__(self, model_dir: Path) -> None:
+        from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
-    def flush(images: list[Image.Image], captions: list[str]) -> None:
-        pixels = processor(images=images, return_tensors="pt")["pixel_values"]
-        F.normalize(model.get_image_features(pixel_values=pixels).pooler_output, dim=-1)
-        tokens = tokenizer(captions, padding=True, truncation=True, max_length=77, return_tensors="pt")
-        F.normalize(
-            model.get_text_features(
-                input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
-            ).pooler_output,
-            dim=-1,
-        )
+        self.model = CLIPModel.from_pretrained(model_dir).eval()
+        self.processor = AutoImageProcessor.from_pretrained(model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
 
-    images, captions = [], []
-    for shard in shards:
-        for _, fields in read_samples(shard):
-            images.append(Image.open(io.BytesIO(fields["jpg"])).convert("RGB"))
-            captions.append(fields["txt"].decode())
-            if len(images) == batch_size:
-                flush(images, captions)
-                done += len(images)
-                images, captions = [], []
-    if images:
-        flush(images, captions)
-        done += len(images)
-    return done
+    def _flush(self, images: list[Image.Image], captions: list[str]) -> None:
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
+        F.normalize(self.model.get_image_features(pixel_values=pixels).pooler_output, dim=-1)
+        tokens = self.tokenizer(captions, padding=True, truncation=True, max_length=77, return_tensors="pt")
+        features = self.model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+        F.normalize(features.pooler_output, dim=-1)
+
+    @torch.no_grad()
+    def run(self, shards: list[Path], batch_size: int, hash_images: bool = False) -> int:
+        done = 0
+        images, captions = [], []
+        for shard in shards:
+            for _, fields in read_samples(shard):
+                images.append(Image.open(io.BytesIO(fields["jpg"])).convert("RGB"))
+                if hash_images:
+                    phash_hex(images[-1])
+                captions.append(fields["txt"].decode())
+                if len(images) == batch_size:
+                    self._flush(images, captions)
+                    done += len(images)
+                    images, captions = [], []
+        if images:
+            self._flush(images, captions)
+            done += len(images)
+        return done
+
+
+def timed(run: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -122,33 +143,39 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of every run, interleaved; medians shown")
     args = parser.parse_args()
+    threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         shards = write_shards(root / "shards", args.images, args.per_shard)
         model_dir = save_model(root / "model", args.size)
-        rows = []
-        started = time.perf_counter()
-        count = plain_loop(model_dir, shards, args.batch_size)
-        plain = time.perf_counter() - started
-        rows.append(("plain loop (PIL decode, processor, forward)", plain, count))
-        encoder = load_dual_encoder(str(model_dir), device="cpu")
+        plain, encoder = PlainLoop(model_dir), load_dual_encoder(str(model_dir), device="cpu")
+        runs: dict[str, Callable[[int], object]] = {
+            "plain loop (PIL decode, processor, forward)": lambda _: plain.run(shards, args.batch_size),
+            "plain loop + pHash of each image": lambda _: plain.run(shards, args.batch_size, hash_images=True),
+        }
         for workers in args.workers:
-            started = time.perf_counter()
-            embed_shards(shards, root / f"emb-{workers}", [encoder], False, PassOptions(args.batch_size, workers))
-            rows.append(
-                (f"capbuild embed_shards, {workers} loader worker(s) (+ pHash)", time.perf_counter() - started, count)
+            options = PassOptions(args.batch_size, workers)
+            runs[f"capbuild embed_shards, {workers} loader worker(s) (+ pHash)"] = lambda n, w=workers, o=options: (
+                embed_shards(shards, root / f"emb-{w}-{n}", [encoder], False, o, show_progress=False)
             )
+        seconds: dict[str, list[float]] = {name: [] for name in runs}
+        for number in range(args.rounds):
+            for name, run in runs.items():
+                seconds[name].append(timed(lambda r=run, n=number: r(n)))
         images = [Image.open(io.BytesIO(f["jpg"])).convert("RGB") for s in shards for _, f in read_samples(s)]
-        started = time.perf_counter()
-        for image in images:
-            phash_hex(image)
-        hashing = time.perf_counter() - started
-    threads, cpus = torch.get_num_threads(), os.cpu_count()
-    print(f"{args.images} images 256x256, batch {args.batch_size}, model {args.size}, threads {threads}, cpus {cpus}")
-    print("| run | seconds | images/s | vs plain loop |\n|---|---:|---:|---:|")
-    for name, seconds, count in rows:
-        print(f"| {name} | {seconds:.1f} | {count / seconds:,.0f} | {plain / seconds:.2f}x |")
+        hashing = timed(lambda: [phash_hex(image) for image in images])
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    baseline = next(iter(medians.values()))
+    print(
+        f"{args.images} images 256x256, batch {args.batch_size}, model {args.size}, torch threads {threads}, "
+        f"cpus {os.cpu_count()}, median of {args.rounds} interleaved round(s)"
+    )
+    print("| run | seconds | images/s | vs plain loop | every round (s) |\n|---|---:|---:|---:|---|")
+    for name, median in medians.items():
+        rounds = ", ".join(f"{value:.2f}" for value in seconds[name])
+        print(f"| {name} | {median:.2f} | {args.images / median:,.0f} | {baseline / median:.2f}x | {rounds} |")
     print(f"\npHash of decoded 256x256 images: {len(images) / hashing:,.0f} images/s ({len(images)} images, one core)")
 
 

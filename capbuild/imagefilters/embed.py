@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,16 +25,17 @@ import torch
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 from torchvision.transforms.v2 import functional as TF
 
 from capbuild.atomic import atomic_path
 from capbuild.imagefilters.hashing import phash_hex
-from capbuild.images.shards import stream_samples
+from capbuild.images.shards import IndexedSample, read_members, sample_index
 from capbuild.models.dual_encoder import DualEncoder
 from capbuild.models.transforms import ImageTransform
 
 IMAGE_FIELDS = ("jpg", "jpeg", "png", "webp")
+READ_FIELDS = frozenset({*IMAGE_FIELDS, "txt", "json"})
 METADATA_KEY = b"capbuild"
 EMBEDDING_COLUMNS = ("image_embedding", "text_embedding")
 ORIG_COLUMN = "text_orig_embedding"
@@ -45,24 +45,26 @@ DTYPES = {"float16": np.float16, "float32": np.float32}
 @dataclass
 class ShardStream(IterableDataset):
     """Batches of decoded samples of the shards, in each worker the positions p with
-    p % workers == worker id; after a shard, every worker yields a batch marked `last`."""
+    p % workers == worker id, read by seeking to their members (the shards' indexes are made once,
+    in the main process); after a shard, every worker yields a batch marked `last`."""
 
     shards: list[Path]
+    indexes: list[list[IndexedSample]]
     transform: ImageTransform | None
     batch_size: int
 
     def __iter__(self):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        for shard_no, path in enumerate(self.shards):
+        for shard_no, (path, index) in enumerate(zip(self.shards, self.indexes, strict=True)):
             items: list[dict[str, Any]] = []
-            for position, (key, fields) in enumerate(stream_samples(path)):
-                if position % workers != worker:
-                    continue
-                items.append(self._prepare(position, key, fields))
-                if len(items) == self.batch_size:
-                    yield self._batch(shard_no, items, last=False)
-                    items = []
+            with path.open("rb") as handle:
+                for position in range(worker, len(index), workers):
+                    key, members = index[position]
+                    items.append(self._prepare(position, key, read_members(handle, members, READ_FIELDS)))
+                    if len(items) == self.batch_size:
+                        yield self._batch(shard_no, items, last=False)
+                        items = []
             yield self._batch(shard_no, items, last=True)
 
     def _prepare(self, position: int, key: str, fields: dict[str, bytes]) -> dict[str, Any]:
@@ -90,7 +92,7 @@ class ShardStream(IterableDataset):
     def _batch(self, shard_no: int, items: list[dict[str, Any]], last: bool) -> dict[str, Any]:
         batch = {name: [item[name] for item in items] for name in ("position", "key", "caption", "orig", "phash")}
         decoded = [item["pixels"] for item in items if item["pixels"] is not None]
-        batch["pixels"] = torch.stack(decoded) if decoded else None
+        batch["pixels"] = default_collate(decoded) if decoded else None  # in a worker: stacked into shared memory
         return {**batch, "shard": shard_no, "last": last}
 
 
@@ -122,12 +124,7 @@ def embedding_path(folder: Path, shard: Path) -> Path:
 
 def shard_keys(shard: Path) -> list[str]:
     """The sample keys of a tar in order (its member list, no data read)."""
-    keys: dict[str, None] = {}
-    with tarfile.open(shard) as tar:
-        for member in tar.getmembers():
-            if member.isfile():
-                keys.setdefault(member.name.partition(".")[0], None)
-    return list(keys)
+    return [key for key, _ in sample_index(shard)]
 
 
 def reusable(path: Path, keys: list[str], fingerprint: str | None, needs_orig: bool) -> bool:
@@ -150,11 +147,15 @@ def reusable(path: Path, keys: list[str], fingerprint: str | None, needs_orig: b
 
 def pending_shards(
     shards: list[Path], folder: Path, fingerprint: str | None, needs_orig: bool
-) -> tuple[list[Path], dict[Path, list[str]]]:
-    """The shards whose embeddings file is missing or does not serve this run, and every shard's keys."""
-    keys = {shard: shard_keys(shard) for shard in shards}
-    todo = [s for s in shards if not reusable(embedding_path(folder, s), keys[s], fingerprint, needs_orig)]
-    return todo, keys
+) -> tuple[list[Path], dict[Path, list[IndexedSample]]]:
+    """The shards whose embeddings file is missing or does not serve this run, and every shard's index."""
+    indexes = {shard: sample_index(shard) for shard in shards}
+    todo = [
+        shard
+        for shard in shards
+        if not reusable(embedding_path(folder, shard), [key for key, _ in indexes[shard]], fingerprint, needs_orig)
+    ]
+    return todo, indexes
 
 
 def embed_shards(
@@ -169,17 +170,18 @@ def embed_shards(
     """Write folder/NNNNN.parquet for every shard not already done; returns counts."""
     folder.mkdir(parents=True, exist_ok=True)
     encoder = encoders[0] if encoders else None
-    todo, keys = pending_shards(shards, folder, encoder.fingerprint if encoder else None, needs_orig)
+    todo, indexes = pending_shards(shards, folder, encoder.fingerprint if encoder else None, needs_orig)
     counts = Counter(reused_shards=len(shards) - len(todo), embedded_shards=len(todo))
     if not todo:
         return dict(counts)
-    dataset = ShardStream(todo, encoder.image_transform if encoder else None, options.batch_size)
+    transform = encoder.image_transform if encoder else None
+    dataset = ShardStream(todo, [indexes[s] for s in todo], transform, options.batch_size)
     workers = max(0, options.workers)
     loader = DataLoader(dataset, batch_size=None, num_workers=workers, persistent_workers=False)
     pending: dict[int, ShardResult] = {}
     images = ImageEncoding(encoders)
     with pass_progress(show_progress) as progress:
-        task = progress.add_task(label, total=sum(len(keys[s]) for s in todo))
+        task = progress.add_task(label, total=sum(len(indexes[s]) for s in todo))
         for batch, embedded in images.run(loader):
             result = pending.setdefault(batch["shard"], ShardResult())
             _collect(result, batch, embedded)
@@ -200,12 +202,24 @@ class ImageEncoding:
     def __init__(self, encoders: list[DualEncoder]) -> None:
         self.encoders = encoders
         self.pool = ThreadPoolExecutor(len(encoders)) if len(encoders) > 1 else None
+        self.cpu_buffer: torch.Tensor | None = None  # normalised pixels; only a CPU encoder, alone, uses it
 
     def _encode(self, encoder: DualEncoder, pixels: torch.Tensor | None) -> np.ndarray | None:
         if pixels is None:
             return None
-        normalised = encoder.image_transform.normalise(pixels.to(encoder.device, non_blocking=True))
+        pixels = pixels.to(encoder.device, non_blocking=True)
+        normalised = encoder.image_transform.normalise(pixels, self._cpu_out(pixels))
         return encoder.encode_images(normalised).numpy()
+
+    def _cpu_out(self, pixels: torch.Tensor) -> torch.Tensor | None:
+        """A float32 view to normalise a CPU batch into. A fresh tensor of a whole batch is above
+        malloc's mmap threshold, so each one costs page faults, as much as the normalising itself."""
+        if self.pool is not None or pixels.device.type != "cpu":
+            return None
+        buffer = self.cpu_buffer
+        if buffer is None or buffer.shape[1:] != pixels.shape[1:] or len(buffer) < len(pixels):
+            self.cpu_buffer = torch.empty(pixels.shape, dtype=torch.float32)
+        return self.cpu_buffer[: len(pixels)]
 
     def run(self, loader: DataLoader):
         if not self.encoders:

@@ -106,15 +106,15 @@ class RayScorer(Scorer):
 
     def embed(self, shards: list[Path], folder: Path, needs_orig: bool, options: PassOptions) -> dict[str, int]:
         folder.mkdir(parents=True, exist_ok=True)
-        todo, keys = pending_shards(shards, folder, self.fingerprint, needs_orig)
+        todo, indexes = pending_shards(shards, folder, self.fingerprint, needs_orig)
         counts = Counter(reused_shards=len(shards) - len(todo), embedded_shards=len(todo))
         label = f"image filters: embedding on {len(self.actors)} Ray actor(s)"
         with pass_progress() as progress:
-            bar = progress.add_task(label, total=sum(len(keys[s]) for s in todo))
+            bar = progress.add_task(label, total=sum(len(indexes[s]) for s in todo))
 
             def done(shard: Path, result: dict[str, int]) -> None:
                 counts["undecodable"] += result.get("undecodable", 0)
-                progress.advance(bar, len(keys[shard]))
+                progress.advance(bar, len(indexes[shard]))
 
             self.session.run_on_actors(
                 self.actors,

@@ -11,24 +11,48 @@ from __future__ import annotations
 
 import os
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 Sample = tuple[str, dict[str, bytes]]
 """A sample: its key and its members' bytes by extension ({"jpg": ..., "txt": ..., "json": ...})."""
 
 
+IndexedSample = tuple[str, dict[str, tuple[int, int]]]
+"""A sample's key and where each member's bytes lie in the tar: {"jpg": (offset, size), ...}."""
+
+
+def sample_index(tar: Path) -> list[IndexedSample]:
+    """Every sample of a tar, in the order its first member appears, with its members' places: one
+    pass over the headers, after which any sample is read with one seek per member (`read_members`)."""
+    samples: dict[str, dict[str, tuple[int, int]]] = {}
+    with tarfile.open(tar) as source:
+        for member in source.getmembers():
+            if member.isfile():
+                key, _, extension = member.name.partition(".")
+                samples.setdefault(key, {})[extension] = (member.offset_data, member.size)
+    return list(samples.items())
+
+
+def read_members(
+    handle: BinaryIO, members: dict[str, tuple[int, int]], extensions: Collection[str] | None = None
+) -> dict[str, bytes]:
+    """The bytes of an indexed sample's members (only those `extensions` when given) from the open tar."""
+    fields = {}
+    for extension, (offset, size) in members.items():
+        if extensions is None or extension in extensions:
+            handle.seek(offset)
+            fields[extension] = handle.read(size)
+    return fields
+
+
 def read_samples(tar: Path) -> Iterator[Sample]:
     """The samples of a tar in the order their first member appears, members as raw bytes."""
-    with tarfile.open(tar) as source:
-        members: dict[str, dict[str, tarfile.TarInfo]] = {}
-        for member in source.getmembers():
-            if not member.isfile():
-                continue
-            key, _, extension = member.name.partition(".")
-            members.setdefault(key, {})[extension] = member
-        for key, by_extension in members.items():
-            yield key, {ext: source.extractfile(m).read() for ext, m in by_extension.items()}  # type: ignore[union-attr]
+    index = sample_index(tar)
+    with tar.open("rb") as handle:
+        for key, members in index:
+            yield key, read_members(handle, members)
 
 
 def stream_samples(tar: Path) -> Iterator[Sample]:
@@ -56,7 +80,7 @@ def write_samples(samples: Iterable[Sample], dst: Path) -> int:
     tmp = dst.with_name(dst.name + ".tmp")
     count = 0
     with tmp.open("wb") as target:
-        writer = wds.TarWriter(target, mtime=0.0)
+        writer = wds.TarWriter(target, mtime=0)  # an int: a float mtime costs every member a pax header
         for key, fields in samples:
             writer.write({"__key__": key, **fields})
             count += 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import importlib
 import random
+import tarfile
 
 import pyarrow as pa
 from img2dataset.writer import WebDatasetSampleWriter
 
-from capbuild.images.shards import OrderedShardWriter, read_samples, write_samples
+from capbuild.images.shards import OrderedShardWriter, read_members, read_samples, sample_index, write_samples
 from capbuild.images.writer import TABLE_KEY, TableOrderWriter, in_table_order, rewrite_shard, use_table_order_writer
 from tests.images import jpeg_bytes
 
@@ -100,6 +101,24 @@ def test_ordered_shard_writer_sorts_and_matches_write_samples(tmp_path):
     assert (tmp_path / "ordered.tar").read_bytes() == (tmp_path / "plain.tar").read_bytes()
     assert list(read_samples(tmp_path / "ordered.tar")) == samples
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ordered.tar", "plain.tar"]
+
+
+def test_shards_hold_one_header_per_member_and_the_index_reads_what_tarfile_reads(tmp_path):
+    samples = [(f"k{i}", {"jpg": bytes([i]) * 700, "txt": f"caption {i}".encode()}) for i in range(4)]
+    samples.append(("caf\u00e9-\u0627\u0644\u0642\u0637", {"jpg": b"\xff" * 10, "json": b"{}"}))  # needs a pax header
+    write_samples(samples, tmp_path / "a.tar")
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        members = tar.getmembers()
+        by_tarfile = {m.name: tar.extractfile(m).read() for m in members}  # type: ignore[union-attr]
+    # A pax header (1 KiB more per member, twice the header parsing) only where a name needs one.
+    assert [bool(m.pax_headers) for m in members] == [False] * 8 + [True, True]
+    index = sample_index(tmp_path / "a.tar")
+    assert [key for key, _ in index] == [key for key, _ in samples]
+    with (tmp_path / "a.tar").open("rb") as handle:
+        read = {f"{key}.{ext}": data for key, where in index for ext, data in read_members(handle, where).items()}
+        assert read_members(handle, index[0][1], {"txt"}) == {"txt": b"caption 0"}
+    assert read == by_tarfile
+    assert list(read_samples(tmp_path / "a.tar")) == samples
 
 
 def test_img2dataset_takes_the_table_order_writer_for_webdataset(monkeypatch):

@@ -85,6 +85,10 @@ def test_image_transform_is_picklable_and_takes_tensors(specs, kind):
     assert torch.equal(from_pil, from_tensor)
     grey = transform(picture.convert("L"))
     assert grey.shape == from_pil.shape
+    pixels = transform.resize_uint8(torch.from_numpy(np.array(picture)).permute(2, 0, 1))
+    buffer = torch.full((1, *from_pil.shape), float("nan"))
+    assert torch.equal(transform.normalise(pixels[None], out=buffer), from_pil[None])  # the same bits
+    assert torch.equal(buffer[0], from_pil)
 
 
 @pytest.mark.parametrize("kind", ["clip", "siglip"])
