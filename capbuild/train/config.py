@@ -62,6 +62,7 @@ class TrainConfig:
         self.out = Path(self.out)
         if not self.data:
             raise ConfigError("give at least one --data shard pattern, e.g. 'OUT/shards/{00000..00099}.tar'")
+        self.data = [anchored(entry) for entry in self.data]
         if self.weights and len(self.weights) != len(self.data):
             raise ConfigError(f"--weights has {len(self.weights)} values for {len(self.data)} --data patterns")
         if any(w <= 0 for w in self.weights):
@@ -85,6 +86,14 @@ class TrainConfig:
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / CONFIG_NAME).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+
+def anchored(entry: str) -> str:
+    """A local --data value as an absolute path, so that the run's saved config names the same data
+    from any folder (`capbuild eval` reads it to check for contamination); URLs and pipes as given."""
+    if "://" in entry or entry.startswith("pipe:"):
+        return entry
+    return str(Path(entry).expanduser().absolute())
 
 
 def load_config(folder: Path) -> TrainConfig:

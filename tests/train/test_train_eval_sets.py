@@ -17,6 +17,7 @@ from capbuild.cli import app
 from capbuild.decontaminate import decontaminate_build
 from capbuild.train import evaluate as evaluate_module
 from capbuild.train.config import TrainConfig
+from capbuild.train.contamination import training_data
 from capbuild.train.evaluate import EvalRequest, compare_results, evaluate
 from capbuild.train.sources import eval_data, pattern_name, train_sources
 
@@ -197,6 +198,19 @@ def test_eval_warns_about_training_data_not_decontaminated(monkeypatch, run, set
     decontaminate_build(train, [sets["xtd10-it"]], show_progress=False)
     again, _ = _evaluate(monkeypatch, model, [sets["xtd10"]])  # the same images in three languages
     assert not [w for w in again["warnings"] if "xtd10" in w]
+
+
+def test_a_run_started_with_a_relative_data_path_names_its_build_from_any_folder(
+    monkeypatch, run, sets, tmp_path: Path
+):
+    train = write_build(tmp_path / "coco-it", "coco", train_rows())
+    monkeypatch.chdir(tmp_path)
+    model = _run_trained_on(tmp_path / "run", run, ["coco-it", "coco-it/shards/{00000..00001}.tar", "s3://b/x.tar"])
+    assert training_data(model) == [str(train), f"{train}/shards/{{00000..00001}}.tar", "s3://b/x.tar"]
+    monkeypatch.chdir(model)  # `capbuild eval` from another folder
+    result, _ = _evaluate(monkeypatch, model, [sets["xtd10-it"]])
+    assert not any("coco-it" in w and "not a capbuild build" in w for w in result["warnings"])
+    assert any("8 of its 12 images are in the training table" in w for w in result["warnings"])
 
 
 def test_train_data_from_builds_and_mixtures(sets, tmp_path: Path):
