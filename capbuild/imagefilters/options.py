@@ -21,9 +21,14 @@ class ImageFilterOptions:
     batch_size: int = field(
         default=256, metadata=opt("Images per score-model batch.", flag="--score-batch-size", operational=True)
     )
-    workers: int = field(
-        default=2,
-        metadata=opt("Loader processes decoding and hashing images.", flag="--score-workers", operational=True),
+    workers: int | None = field(
+        default=None,
+        metadata=opt(
+            "Loader processes decoding and hashing images (default: every core but one when the model is on "
+            "a GPU, 2 when it is on the CPU, every core when only hashing).",
+            flag="--score-workers",
+            operational=True,
+        ),
     )
     device: str | None = field(
         default=None,
@@ -40,7 +45,7 @@ class ImageFilterOptions:
     def __post_init__(self) -> None:
         if self.embedding_dtype not in ("float16", "float32"):
             raise ConfigError(f"--embedding-dtype must be float16 or float32 (got {self.embedding_dtype!r})")
-        if self.batch_size < 1 or self.workers < 0:
+        if self.batch_size < 1 or (self.workers is not None and self.workers < 0):
             raise ConfigError("--score-batch-size must be positive and --score-workers not negative")
 
 

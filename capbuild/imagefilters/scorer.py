@@ -17,10 +17,17 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from capbuild.imagefilters.embed import PassOptions, embed_shards, pass_progress, pending_shards
+from capbuild.imagefilters.embed import (
+    MAX_DEFAULT_WORKERS,
+    PassOptions,
+    embed_shards,
+    pass_progress,
+    pending_shards,
+)
 from capbuild.ray_session import RESTARTS, RaySession
 from capbuild.stages.text.executors.base import ExecutorOptions
 
@@ -77,23 +84,28 @@ class EmbeddingWorker:
 
 
 class RayScorer(Scorer):
-    """The model on Ray actors: one per GPU, else CPU actors of 1 + `options.workers` CPUs each."""
+    """The model on Ray actors: one per GPU, else CPU actors of 1 + their loader processes' CPUs each.
+    Loader processes per actor: as asked, else the cluster's CPUs per GPU but one, or 2 on the CPU."""
 
-    def __init__(self, spec: str, device: str | None, executor: ExecutorOptions, loader_workers: int) -> None:
+    def __init__(self, spec: str, device: str | None, executor: ExecutorOptions, loader_workers: int | None) -> None:
         self.session = RaySession(executor.address, executor.workers, needed_for="--executor ray")
         try:
-            self.actors = self._start(spec, device, executor.workers, loader_workers)
+            cpus, gpus = self.session.resources()
+            on_gpu = gpus > 0 and device != "cpu"
+            if loader_workers is None:
+                spare = cpus // gpus - 1 if on_gpu else 2
+                loader_workers = max(1, min(spare, MAX_DEFAULT_WORKERS))
+            self.loader_workers = loader_workers
+            self.actors = self._start(spec, on_gpu, cpus, gpus, executor.workers)
             self.name, self.fingerprint = self.session.ray.get(self.actors[0].identity.remote())
         except BaseException:
             self.close()
             raise
 
-    def _start(self, spec: str, device: str | None, wanted: int, loader_workers: int) -> list[Any]:
-        cpus, gpus = self.session.resources()
-        on_gpu = gpus > 0 and device != "cpu"
+    def _start(self, spec: str, on_gpu: bool, cpus: int, gpus: int, wanted: int) -> list[Any]:
         # GPU actors take no CPU so that one per GPU always fits; CPU actors take their loaders' CPUs,
         # and no more actors are started than fit (an actor waiting for resources would stall the pass).
-        per_actor = 0 if on_gpu else 1 + loader_workers
+        per_actor = 0 if on_gpu else 1 + self.loader_workers
         fit = gpus if on_gpu else max(1, cpus // per_actor)
         count = max(1, min(wanted or fit, fit))
         worker = self.session.ray.remote(EmbeddingWorker).options(
@@ -109,6 +121,7 @@ class RayScorer(Scorer):
         todo, indexes = pending_shards(shards, folder, self.fingerprint, needs_orig)
         counts = Counter(reused_shards=len(shards) - len(todo), embedded_shards=len(todo))
         label = f"image filters: embedding on {len(self.actors)} Ray actor(s)"
+        actor_options = replace(options, workers=self.loader_workers)
         with pass_progress() as progress:
             bar = progress.add_task(label, total=sum(len(indexes[s]) for s in todo))
 
@@ -119,7 +132,7 @@ class RayScorer(Scorer):
             self.session.run_on_actors(
                 self.actors,
                 todo,
-                submit=lambda actor, shard: actor.embed.remote(str(shard), str(folder), needs_orig, options),
+                submit=lambda actor, shard: actor.embed.remote(str(shard), str(folder), needs_orig, actor_options),
                 on_done=done,
                 failure=lambda shard: (
                     f"a Ray worker failed embedding {shard.name}; finished shards are kept: "
@@ -136,7 +149,7 @@ class RayScorer(Scorer):
 
 @contextmanager
 def open_scorer(
-    spec: str | None, device: str | None, executor: ExecutorOptions | None, loader_workers: int
+    spec: str | None, device: str | None, executor: ExecutorOptions | None, loader_workers: int | None
 ) -> Iterator[Scorer | None]:
     """The scorer of `spec` (None without a model), where the executor says; closed on exit."""
     if spec is None:

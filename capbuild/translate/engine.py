@@ -3,13 +3,13 @@ within the model's position limits; a batch the model raises on is retried sourc
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from capbuild.cores import usable_cores
 from capbuild.errors import ConfigError
 from capbuild.translate.model import ModelLimits
 
@@ -55,13 +55,6 @@ def cpu_thread_split(cores: int) -> tuple[int, int]:
     """(inter_threads, intra_threads): up to 4 threads per batch, as many batches in parallel as fit."""
     intra = max(1, min(cores, 4))
     return max(1, cores // intra), intra
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (a container's share, not the host's count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def cuda_devices(devices: str) -> list[int]:

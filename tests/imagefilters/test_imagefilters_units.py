@@ -148,3 +148,22 @@ def test_approximate_index_past_the_exact_limit_reports_its_recall(monkeypatch):
     expected = greedy_cosine(vectors, 0.9)
     agree = np.mean([(v is None) == (e is None) for v, e in zip(verdicts, expected, strict=True)])
     assert agree > 0.9  # approximate, yet the planted copies are found
+
+
+def test_loader_workers_default_to_the_cores_the_model_leaves(monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    from capbuild.imagefilters import embed
+
+    on = {name: SimpleNamespace(device=torch.device(name)) for name in ("cpu", "cuda")}
+    monkeypatch.setattr(embed, "usable_cores", lambda: 16)
+    assert embed.loader_workers(None, [on["cuda"], on["cuda"]]) == 15  # one core feeds the GPUs
+    assert embed.loader_workers(None, [on["cpu"]]) == 2  # torch's threads need the other cores
+    assert embed.loader_workers(None, []) == 16  # pHashes only: the main process just collects
+    assert embed.loader_workers(3, [on["cuda"]]) == 3 and embed.loader_workers(0, [on["cpu"]]) == 0
+    monkeypatch.setattr(embed, "usable_cores", lambda: 1)
+    assert embed.loader_workers(None, [on["cuda"]]) == 1 and embed.loader_workers(None, [on["cpu"]]) == 1
+    monkeypatch.setattr(embed, "usable_cores", lambda: 256)
+    assert embed.loader_workers(None, [on["cuda"]]) == embed.MAX_DEFAULT_WORKERS
