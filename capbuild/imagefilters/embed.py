@@ -111,15 +111,21 @@ class PassOptions:
 
 
 def loader_workers(requested: int | None, encoders: list[DualEncoder]) -> int:
-    """The loader processes of a pass: as requested, else every core but the one feeding the GPUs when
-    the model is on a GPU, every core when there is no model (only pHashes), and 2 when the model
-    is on the CPU (its own threads need the other cores)."""
+    """The loader processes of a pass in this process: as requested, else `default_loader_workers`."""
     if requested is not None:
         return max(0, requested)
-    cores = usable_cores()
-    if encoders and all(encoder.device.type == "cpu" for encoder in encoders):
-        return min(2, cores)
-    spare = cores - 1 if encoders else cores
+    if not encoders:
+        return default_loader_workers(None, usable_cores())
+    on_gpu = any(encoder.device.type != "cpu" for encoder in encoders)
+    return default_loader_workers(on_gpu, usable_cores())
+
+
+def default_loader_workers(model_on_gpu: bool | None, cores: int) -> int:
+    """Loaders beside a model on a GPU: every core but the one feeding the GPUs; beside a model on
+    the CPU: 2 (its own threads need the other cores); with no model (None, only pHashes): every core."""
+    if model_on_gpu is False:
+        return max(1, min(2, cores))
+    spare = cores - 1 if model_on_gpu else cores
     return max(1, min(spare, MAX_DEFAULT_WORKERS))
 
 

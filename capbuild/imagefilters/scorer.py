@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from capbuild.imagefilters.embed import (
-    MAX_DEFAULT_WORKERS,
     PassOptions,
+    default_loader_workers,
     embed_shards,
     pass_progress,
     pending_shards,
@@ -93,8 +93,7 @@ class RayScorer(Scorer):
             cpus, gpus = self.session.resources()
             on_gpu = gpus > 0 and device != "cpu"
             if loader_workers is None:
-                spare = cpus // gpus - 1 if on_gpu else 2
-                loader_workers = max(1, min(spare, MAX_DEFAULT_WORKERS))
+                loader_workers = default_loader_workers(on_gpu, cpus // gpus if on_gpu else cpus)
             self.loader_workers = loader_workers
             self.actors = self._start(spec, on_gpu, cpus, gpus, executor.workers)
             self.name, self.fingerprint = self.session.ray.get(self.actors[0].identity.remote())
