@@ -3,11 +3,13 @@
 Writes N drawn 256x256 JPEG samples into shards, then embeds images and captions of the same shards
 with the same model and batch size two ways, in the same run:
 
-- plain loop: one process; PIL decode, the model's own processor (AutoImageProcessor), forward per batch;
+- plain loop: one process; PIL decode, the model's own processor (AutoImageProcessor: transformers 5
+  gives its torchvision backend), forward per batch;
 - capbuild: `embed_shards` (loader workers read their samples by seeking in the tar, decode and resize on the tensor; it
   also computes each image's pHash and writes embeddings/*.parquet).
 
-A third run, the plain loop that also computes each image's pHash, does the pass's work the plain way.
+A third run, the plain loop that also computes each image's pHash, does the pass's work the plain way;
+a fourth uses the processor's PIL backend (`backend="pil"`, the processor transformers 4 gave by default).
 Models and the plain loop's processor are loaded before the clocks start. The model is a random-weight
 CLIPModel: `--size tiny` (both towers 64 wide, 2 layers) measures the input pipeline alone; `--size
 small` (ViT 384 wide, 6 layers, patch 32) is one where the forward pass is the cost, as for a real model
@@ -94,13 +96,14 @@ def write_shards(folder: Path, count: int, per_shard: int) -> list[Path]:
 
 
 class PlainLoop:
-    """One process: PIL decode, the model's own processor, forward per batch (loaded once, untimed)."""
+    """One process: PIL decode, the model's own processor, forward per batch (loaded once, untimed);
+    `backend` picks the processor's ("pil" or transformers' default)."""
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, backend: str | None = None) -> None:
         from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
         self.model = CLIPModel.from_pretrained(model_dir).eval()
-        self.processor = AutoImageProcessor.from_pretrained(model_dir)
+        self.processor = AutoImageProcessor.from_pretrained(model_dir, **({"backend": backend} if backend else {}))
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
 
     def _flush(self, images: list[Image.Image], captions: list[str]) -> None:
@@ -151,9 +154,11 @@ def main() -> None:
         shards = write_shards(root / "shards", args.images, args.per_shard)
         model_dir = save_model(root / "model", args.size)
         plain, encoder = PlainLoop(model_dir), load_dual_encoder(str(model_dir), device="cpu")
+        plain_pil = PlainLoop(model_dir, backend="pil")
         runs: dict[str, Callable[[int], object]] = {
             "plain loop (PIL decode, processor, forward)": lambda _: plain.run(shards, args.batch_size),
             "plain loop + pHash of each image": lambda _: plain.run(shards, args.batch_size, hash_images=True),
+            "plain loop, the processor's PIL backend": lambda _: plain_pil.run(shards, args.batch_size),
         }
         for workers in args.workers:
             options = PassOptions(args.batch_size, workers)

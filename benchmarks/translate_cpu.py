@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.translate_models import build_marian  # noqa: E402
 
-CC_SAMPLE = ROOT.parent.parent / "shared" / "realdata" / "cc3m" / "Validation_GCC-1.1.0-Validation.first100.tsv"
+REALDATA = Path(os.environ.get("CAPBUILD_REALDATA", ROOT.parent / "shared" / "realdata"))
+CC_SAMPLE = REALDATA / "cc3m" / "Validation_GCC-1.1.0-Validation.first100.tsv"
 
 
 def cc_style_captions(count: int, sample: Path, seed: int = 0) -> list[str]:

@@ -28,6 +28,7 @@ from capbuild.cli.groups import (
 from capbuild.cli.output import console, print_build_summary
 from capbuild.cli.params import field_parameters, field_values, signature
 from capbuild.errors import ConfigError
+from capbuild.imagefilters.options import let_idle_openmp_threads_sleep
 
 INPUT_ARGUMENTS = inspect.Parameter(
     "input_args",
@@ -75,6 +76,9 @@ def run_builder_command(cls: type[Builder], values: dict[str, Any]) -> None:
         raise ConfigError(
             f"give the {cls.name} input files as arguments or with --input (see: capbuild {cls.name} --help)"
         )
+    image_filters = image_filter_request(values)
+    if image_filters is not None:
+        let_idle_openmp_threads_sleep()
     target = values["lang"] or cls.default_lang
     options = text_options(values)
     builder = cls(inputs=inputs, lang=options.source_lang(target), **field_values(cls, values, cls.options()))
@@ -85,7 +89,7 @@ def run_builder_command(cls: type[Builder], values: dict[str, Any]) -> None:
         images=None if values["no_images"] else image_options(values),
         overwrite=values["overwrite"],
         executor=executor_options(values),
-        image_filters=image_filter_request(values),
+        image_filters=image_filters,
     )
     preflight(request)
     with build_folder(values["out"], values["overwrite"]) as out:

@@ -13,6 +13,7 @@ from capbuild.cli.groups import EXECUTOR_GROUP, IMAGE_FILTER_GROUP, executor_opt
 from capbuild.cli.output import console
 from capbuild.cli.params import signature
 from capbuild.errors import ConfigError
+from capbuild.imagefilters.options import let_idle_openmp_threads_sleep
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +36,7 @@ def image_filter(out: str, **values: Any) -> None:
     request = image_filter_request(values)
     if request is None:
         raise ConfigError("give at least one --image-filter (see: capbuild image-filter --help)")
+    let_idle_openmp_threads_sleep()
     request.check()
     with existing_build(out, upload=True) as folder:
         manifest = request.run(folder, executor_options(values))

@@ -3,6 +3,7 @@ Light to import (the CLI builds its options from these); the stage itself loads 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,13 @@ from capbuild.options import opt
 
 if TYPE_CHECKING:
     from capbuild.stages.text.executors.base import ExecutorOptions
+
+
+def let_idle_openmp_threads_sleep() -> None:
+    """OMP_WAIT_POLICY=PASSIVE for this process, unless the user set it. A score model on the CPU shares
+    the cores with the pass's loader workers; OpenMP threads that spin between the model's short
+    operations take the loaders' time (BENCHMARKS.md). OpenMP reads it when torch loads: call this first."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -35,6 +36,21 @@ def test_image_filter_command_needs_a_build_with_shards(tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output
     result = runner.invoke(app, ["image-filter", str(tmp_path)])
     assert result.exit_code == 2 and "at least one --image-filter" in result.output
+
+
+def test_commands_with_image_filters_let_idle_openmp_threads_sleep(tmp_path, realdata, monkeypatch):
+    coco = str(realdata / "coco/coco_mini_captions_train2017.json")
+    commands = [
+        ["image-filter", str(tmp_path), "--image-filter", "phash=6"],
+        ["coco", coco, "--out", str(tmp_path / "out"), "--no-images", "--image-filter", "phash=6"],
+    ]
+    for command in commands:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+        runner.invoke(app, command)  # both stop at a check, after the policy is set
+        assert os.environ.get("OMP_WAIT_POLICY") == "PASSIVE", command
+        monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+        runner.invoke(app, command)
+        assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE", "a policy the user set is kept"
 
 
 @pytest.mark.slow
