@@ -38,7 +38,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the procedural pictures of the tests
 
-from capbuild.imagefilters.embed import PassOptions, embed_shards
+from capbuild.imagefilters.embed import PassOptions, embed_shards, index_shards
 from capbuild.imagefilters.hashing import phash_hex
 from capbuild.images.shards import read_samples, write_samples
 from capbuild.models.dual_encoder import load_dual_encoder
@@ -163,7 +163,7 @@ def main() -> None:
         for workers in args.workers:
             options = PassOptions(args.batch_size, workers)
             runs[f"capbuild embed_shards, {workers} loader worker(s) (+ pHash)"] = lambda n, w=workers, o=options: (
-                embed_shards(shards, root / f"emb-{w}-{n}", [encoder], False, o, show_progress=False)
+                embed_shards(index_shards(shards), root / f"emb-{w}-{n}", [encoder], False, o, show_progress=False)
             )
         seconds: dict[str, list[float]] = {name: [] for name in runs}
         for number in range(args.rounds):

@@ -47,9 +47,10 @@ def load_encoder(model: Path) -> Any:
 
 def embedding_pass(shards: list[Path], folder: Path, encoder: Any, batch: int, workers: int) -> dict[str, int]:
     """The stage's pass over `shards`, embeddings written to `folder`; returns its counts."""
-    from capbuild.imagefilters.embed import PassOptions, embed_shards
+    from capbuild.imagefilters.embed import PassOptions, embed_shards, index_shards
 
-    return embed_shards(shards, folder, [encoder], False, PassOptions(batch_size=batch, workers=workers))
+    options = PassOptions(batch_size=batch, workers=workers)
+    return embed_shards(index_shards(shards), folder, [encoder], False, options)
 
 
 def run_part(record: PartRecord, budget: Budget, work: Path, tiny: bool) -> None:

@@ -146,9 +146,17 @@ def embedding_path(folder: Path, shard: Path) -> Path:
     return folder / f"{shard.stem}.parquet"
 
 
-def shard_keys(shard: Path) -> list[str]:
-    """The sample keys of a tar in order (its member list, no data read)."""
-    return [key for key, _ in sample_index(shard)]
+ShardIndexes = dict[Path, list[IndexedSample]]
+
+
+def index_shards(shards: list[Path]) -> ShardIndexes:
+    """Each shard's samples in order (its member list, no data read); made once a run, on the driver."""
+    return {shard: sample_index(shard) for shard in shards}
+
+
+def index_keys(index: list[IndexedSample]) -> list[str]:
+    """A shard's sample keys, in order."""
+    return [key for key, _ in index]
 
 
 def reusable(path: Path, keys: list[str], fingerprint: str | None, needs_orig: bool) -> bool:
@@ -169,21 +177,17 @@ def reusable(path: Path, keys: list[str], fingerprint: str | None, needs_orig: b
     return saved.issuperset(keys)
 
 
-def pending_shards(
-    shards: list[Path], folder: Path, fingerprint: str | None, needs_orig: bool
-) -> tuple[list[Path], dict[Path, list[IndexedSample]]]:
-    """The shards whose embeddings file is missing or does not serve this run, and every shard's index."""
-    indexes = {shard: sample_index(shard) for shard in shards}
-    todo = [
+def pending_shards(indexes: ShardIndexes, folder: Path, fingerprint: str | None, needs_orig: bool) -> list[Path]:
+    """The shards whose embeddings file is missing or does not serve this run."""
+    return [
         shard
-        for shard in shards
-        if not reusable(embedding_path(folder, shard), [key for key, _ in indexes[shard]], fingerprint, needs_orig)
+        for shard, index in indexes.items()
+        if not reusable(embedding_path(folder, shard), index_keys(index), fingerprint, needs_orig)
     ]
-    return todo, indexes
 
 
 def embed_shards(
-    shards: list[Path],
+    indexes: ShardIndexes,
     folder: Path,
     encoders: list[DualEncoder],
     needs_orig: bool,
@@ -191,11 +195,11 @@ def embed_shards(
     label: str = "image filters: embedding",
     show_progress: bool = True,
 ) -> dict[str, int]:
-    """Write folder/NNNNN.parquet for every shard not already done; returns counts."""
+    """Write folder/NNNNN.parquet for every shard of `indexes` not already done; returns counts."""
     folder.mkdir(parents=True, exist_ok=True)
     encoder = encoders[0] if encoders else None
-    todo, indexes = pending_shards(shards, folder, encoder.fingerprint if encoder else None, needs_orig)
-    counts = Counter(reused_shards=len(shards) - len(todo), embedded_shards=len(todo))
+    todo = pending_shards(indexes, folder, encoder.fingerprint if encoder else None, needs_orig)
+    counts = Counter(reused_shards=len(indexes) - len(todo), embedded_shards=len(todo))
     if not todo:
         return dict(counts)
     transform = encoder.image_transform if encoder else None

@@ -23,8 +23,10 @@ from typing import Any
 
 from capbuild.imagefilters.embed import (
     PassOptions,
+    ShardIndexes,
     default_loader_workers,
     embed_shards,
+    index_shards,
     pass_progress,
     pending_shards,
 )
@@ -39,8 +41,8 @@ class Scorer(ABC):
     fingerprint: str
 
     @abstractmethod
-    def embed(self, shards: list[Path], folder: Path, needs_orig: bool, options: PassOptions) -> dict[str, int]:
-        """Write folder/NNNNN.parquet for every shard not already done; returns counts."""
+    def embed(self, indexes: ShardIndexes, folder: Path, needs_orig: bool, options: PassOptions) -> dict[str, int]:
+        """Write folder/NNNNN.parquet for every shard of `indexes` not already done; returns counts."""
 
     @abstractmethod
     def close(self) -> None:
@@ -61,8 +63,8 @@ class LocalScorer(Scorer):
             self.encoders = [load_dual_encoder(spec, device)]
         self.name, self.fingerprint = self.encoders[0].name, self.encoders[0].fingerprint
 
-    def embed(self, shards: list[Path], folder: Path, needs_orig: bool, options: PassOptions) -> dict[str, int]:
-        return embed_shards(shards, folder, self.encoders, needs_orig, options)
+    def embed(self, indexes: ShardIndexes, folder: Path, needs_orig: bool, options: PassOptions) -> dict[str, int]:
+        return embed_shards(indexes, folder, self.encoders, needs_orig, options)
 
     def close(self) -> None:
         """Nothing to release: the encoders go with the scorer."""
@@ -80,7 +82,8 @@ class EmbeddingWorker:
         return self.encoder.name, self.encoder.fingerprint
 
     def embed(self, shard: str, folder: str, needs_orig: bool, options: PassOptions) -> dict[str, int]:
-        return embed_shards([Path(shard)], Path(folder), [self.encoder], needs_orig, options, show_progress=False)
+        indexes = index_shards([Path(shard)])
+        return embed_shards(indexes, Path(folder), [self.encoder], needs_orig, options, show_progress=False)
 
 
 class RayScorer(Scorer):
@@ -115,10 +118,10 @@ class RayScorer(Scorer):
         )
         return [worker.remote(spec, None if on_gpu else "cpu") for _ in range(count)]
 
-    def embed(self, shards: list[Path], folder: Path, needs_orig: bool, options: PassOptions) -> dict[str, int]:
+    def embed(self, indexes: ShardIndexes, folder: Path, needs_orig: bool, options: PassOptions) -> dict[str, int]:
         folder.mkdir(parents=True, exist_ok=True)
-        todo, indexes = pending_shards(shards, folder, self.fingerprint, needs_orig)
-        counts = Counter(reused_shards=len(shards) - len(todo), embedded_shards=len(todo))
+        todo = pending_shards(indexes, folder, self.fingerprint, needs_orig)
+        counts = Counter(reused_shards=len(indexes) - len(todo), embedded_shards=len(todo))
         label = f"image filters: embedding on {len(self.actors)} Ray actor(s)"
         actor_options = replace(options, workers=self.loader_workers)
         with pass_progress() as progress:

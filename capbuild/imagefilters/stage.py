@@ -93,7 +93,7 @@ def run_image_filters(
 
 def _decide(out, work, shards, splits, filters, scorer: Scorer | None, options, decisions_path: Path) -> None:
     from capbuild.imagefilters.decide import decide, decisions_table, load_samples
-    from capbuild.imagefilters.embed import PassOptions, embed_shards, shard_keys
+    from capbuild.imagefilters.embed import PassOptions, embed_shards, index_keys, index_shards
 
     needs_orig = any(isinstance(f, (ClipScore, ClipTop)) and f.text == "caption_orig" for f in filters)
     scored = None
@@ -101,16 +101,17 @@ def _decide(out, work, shards, splits, filters, scorer: Scorer | None, options, 
         scored = "caption_orig" if needs_orig else "caption"
     pass_options = PassOptions(options.batch_size, options.workers, options.embedding_dtype)
     embeddings = BuildLayout(out).embeddings
+    indexes = index_shards(shards)
     if scorer:
-        embed_report = scorer.embed(shards, embeddings, needs_orig, pass_options)
+        embed_report = scorer.embed(indexes, embeddings, needs_orig, pass_options)
     else:
-        embed_report = embed_shards(shards, embeddings, [], needs_orig, pass_options)
+        embed_report = embed_shards(indexes, embeddings, [], needs_orig, pass_options)
     eval_hashes = {
         f.eval_out: eval_build_hashes(Path(f.eval_out), work, pass_options)
         for f in filters
         if isinstance(f, DecontaminateImages)
     }
-    keys = [shard_keys(shard) for shard in shards]
+    keys = [index_keys(indexes[shard]) for shard in shards]
     samples = load_samples(shards, splits, keys, embeddings, scored)
     decisions = decide(samples, filters, embeddings, eval_hashes)
     report = {**decisions.report, "embedding_pass": embed_report}
@@ -123,19 +124,26 @@ def _decide(out, work, shards, splits, filters, scorer: Scorer | None, options, 
 def eval_build_hashes(eval_out: Path, work: Path, options: Any) -> tuple[list[str], list[str]]:
     """(keys, pHashes) of every decodable image of an evaluation build: from its embeddings/ when
     its own image filters saved them, else hashed here (into the work folder, never into that build)."""
-    from capbuild.imagefilters.embed import embed_shards, embedding_path, read_embeddings, reusable, shard_keys
+    from capbuild.imagefilters.embed import (
+        embed_shards,
+        embedding_path,
+        index_keys,
+        index_shards,
+        read_embeddings,
+        reusable,
+    )
 
     shards = sorted(BuildLayout(eval_out).shards.glob("*.tar"))
     if not shards:
         raise InputError(f"decontaminate_images: {eval_out}/shards holds no .tar shard")
     folder = BuildLayout(eval_out).embeddings
-    keys = [shard_keys(shard) for shard in shards]
-    if not all(reusable(embedding_path(folder, s), k, None, False) for s, k in zip(shards, keys, strict=True)):
+    indexes = index_shards(shards)
+    if not all(reusable(embedding_path(folder, s), index_keys(i), None, False) for s, i in indexes.items()):
         folder = work / "eval" / hashlib.sha256(str(eval_out.resolve()).encode()).hexdigest()[:12]
-        embed_shards(shards, folder, [], False, options, label=f"image filters: hashing {eval_out.name}")
+        embed_shards(indexes, folder, [], False, options, label=f"image filters: hashing {eval_out.name}")
     pairs = []
-    for shard, shard_keys_ in zip(shards, keys, strict=True):
-        table = read_embeddings(embedding_path(folder, shard), shard_keys_, ["phash"])
+    for shard, index in indexes.items():
+        table = read_embeddings(embedding_path(folder, shard), index_keys(index), ["phash"])
         pairs += [(k, h) for k, h in zip(table["key"].to_pylist(), table["phash"].to_pylist(), strict=True) if h]
     return [k for k, _ in pairs], [h for _, h in pairs]
 
