@@ -150,7 +150,8 @@ ShardIndexes = dict[Path, list[IndexedSample]]
 
 
 def index_shards(shards: list[Path]) -> ShardIndexes:
-    """Each shard's samples in order (its member list, no data read); made once a run, on the driver."""
+    """Each shard's samples in order (its member list, no data read). The stage makes them once a run
+    and hands them to the pass; a Ray actor indexes the one shard it is given."""
     return {shard: sample_index(shard) for shard in shards}
 
 
