@@ -4,8 +4,9 @@ GPU (else the CPU). Each shard's result is written atomically to embeddings/NNNN
 
     key, phash, image_embedding, text_embedding, text_orig_embedding (L2-normalised, float16 default)
 
-with the model's name and fingerprint in the file's metadata, so a finished shard is reused by a
-re-run (or a later run with the same model) and a killed pass resumes at the first unfinished shard.
+with the model's name and fingerprint and the pHash method in the file's metadata, so a finished
+shard is reused by a re-run (or a later run with the same model) and a killed pass resumes at the
+first unfinished shard.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from capbuild.atomic import atomic_path
 from capbuild.cores import usable_cores
-from capbuild.imagefilters.hashing import phash_hex
+from capbuild.imagefilters.hashing import PHASH_METHOD, phash_hex
 from capbuild.images.shards import IndexedSample, read_members, sample_index
 from capbuild.models.dual_encoder import DualEncoder
 from capbuild.models.transforms import ImageTransform
@@ -161,14 +162,16 @@ def index_keys(index: list[IndexedSample]) -> list[str]:
 
 
 def reusable(path: Path, keys: list[str], fingerprint: str | None, needs_orig: bool) -> bool:
-    """Whether a saved shard file covers these keys with what this run needs: pHashes, and the
-    embeddings of the model with this fingerprint (None: pHashes only)."""
+    """Whether a saved shard file covers these keys with what this run needs: pHashes made by this
+    PHASH_METHOD, and the embeddings of the model with this fingerprint (None: pHashes only)."""
     if not path.is_file():
         return False
     schema = pq.read_schema(path)
+    meta = json.loads((schema.metadata or {}).get(METADATA_KEY, b"{}"))
+    if meta.get("phash_method") != PHASH_METHOD:
+        return False
     needed = ["key", "phash"]
     if fingerprint is not None:
-        meta = json.loads((schema.metadata or {}).get(METADATA_KEY, b"{}"))
         if meta.get("fingerprint") != fingerprint:
             return False
         needed += [*EMBEDDING_COLUMNS, *([ORIG_COLUMN] if needs_orig else [])]
@@ -291,7 +294,7 @@ def _write_shard(
     phashes = [result.phashes[i] for i in order]
     columns: dict[str, pa.Array] = {"key": pa.array(keys, pa.string()), "phash": pa.array(phashes, pa.string())}
     decoded = np.array([result.phashes[i] is not None for i in range(len(keys))], bool)
-    metadata: dict[str, Any] = {"dtype": options.dtype}
+    metadata: dict[str, Any] = {"dtype": options.dtype, "phash_method": PHASH_METHOD}
     if encoder is not None:
         dtype = DTYPES[options.dtype]
         images = np.zeros((len(keys), encoder.dim), np.float32)

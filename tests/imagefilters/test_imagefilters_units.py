@@ -9,7 +9,7 @@ pytest.importorskip("faiss", reason="the image filters need faiss-cpu: pip insta
 
 from capbuild.errors import ConfigError
 from capbuild.imagefilters import neardup
-from capbuild.imagefilters.hashing import HashDedup, hamming_matrix
+from capbuild.imagefilters.hashing import HashDedup, hamming_matrix, hash_bytes
 from capbuild.imagefilters.neardup import EmbeddingDedup, NearDupIndex, measure_recall
 from capbuild.imagefilters.specs import ClipScore, ClipTop, NearDup, PHash, parse_image_filters
 
@@ -167,3 +167,43 @@ def test_loader_workers_default_to_the_cores_the_model_leaves(monkeypatch):
     assert embed.loader_workers(None, [on["cuda"]]) == 1 and embed.loader_workers(None, [on["cpu"]]) == 1
     monkeypatch.setattr(embed, "usable_cores", lambda: 256)
     assert embed.loader_workers(None, [on["cuda"]]) == embed.MAX_DEFAULT_WORKERS
+
+
+def test_phash_of_a_large_picture_ignores_resizing_and_tells_pictures_apart():
+    from PIL import Image
+
+    from capbuild.imagefilters.hashing import phash_hex
+    from tests.imagefilter_data import draw_picture
+
+    pictures = [draw_picture(seed).resize((384, 384), Image.Resampling.BICUBIC) for seed in range(20)]
+    hashes = hash_bytes([phash_hex(p) for p in pictures])
+    for size in (256, 150):  # box-reduced by 6, 4 and 2 before imagehash's resize: the same picture
+        resized = hash_bytes([phash_hex(p.resize((size, size), Image.Resampling.LANCZOS)) for p in pictures])
+        assert (np.diagonal(hamming_matrix(hashes, resized)) <= 3).all()
+    distinct = hamming_matrix(hashes, hashes)[~np.eye(len(pictures), dtype=bool)]
+    assert distinct.min() > 8
+
+
+def test_saved_phashes_of_another_method_are_computed_again(tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from capbuild.imagefilters.embed import METADATA_KEY, PassOptions, embed_shards, index_shards
+    from capbuild.images.shards import write_samples
+    from tests.imagefilter_data import draw_picture, jpeg
+
+    shard = tmp_path / "shards" / "00000.tar"
+    shard.parent.mkdir()
+    write_samples([(f"k{i}", {"jpg": jpeg(draw_picture(i)), "txt": b"a picture"}) for i in range(3)], shard)
+    folder, options = tmp_path / "embeddings", PassOptions(batch_size=2, workers=0)
+    assert embed_shards(index_shards([shard]), folder, [], False, options, show_progress=False)["embedded_shards"] == 1
+    saved = folder / "00000.parquet"
+    again = embed_shards(index_shards([shard]), folder, [], False, options, show_progress=False)
+    assert again == {"reused_shards": 1, "embedded_shards": 0}
+    table = pq.read_table(saved)
+    meta = json.loads(table.schema.metadata[METADATA_KEY])
+    stale = table.replace_schema_metadata({METADATA_KEY: json.dumps({**meta, "phash_method": "older"}).encode()})
+    pq.write_table(stale, saved)
+    assert embed_shards(index_shards([shard]), folder, [], False, options, show_progress=False)["embedded_shards"] == 1
+    assert json.loads(pq.read_schema(saved).metadata[METADATA_KEY])["phash_method"] == meta["phash_method"]
