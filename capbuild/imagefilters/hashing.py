@@ -18,7 +18,8 @@ MULTI_HASH_MAX_DISTANCE = 15
 # imagehash.phash resizes the image to 32x32 with Lanczos, which costs 0.5 ms on a 256 px image, more
 # than decoding it. A box reduce by an integer factor down to at least twice that side first (Pillow's
 # `reducing_gap` idea) makes the whole hash about 2x faster (benchmarks/imagefilter_pass.py); it moves
-# at most 2 of the 64 bits on the test pictures. Saved hashes carry this name, so a file hashed another way is never reused.
+# at most 2 of the 64 bits on the test pictures. Saved hashes carry this name, so a file hashed
+# another way is never reused.
 PHASH_METHOD = "imagehash.phash(gray.reduce(min_side // 64))"
 PHASH_REDUCED_SIDE = 64
 
