@@ -15,8 +15,8 @@ BLOCK = 4096
 # Up to this distance, multi-index hashing (pigeonhole over distance+1 bit blocks) finds every hash
 # within reach exactly and fast; beyond it the blocks get too short to prune and a flat scan is used.
 MULTI_HASH_MAX_DISTANCE = 15
-# imagehash.phash resizes the image to 32x32 with Lanczos, which costs 0.5 ms on a 256 px image, more
-# than decoding it. A box reduce by an integer factor down to at least twice that side first (Pillow's
+# imagehash.phash resizes the image to 32x32 with Lanczos, which costs 0.5 ms on a 256 px image, as much
+# as decoding it. A box reduce by an integer factor down to at least twice that side first (Pillow's
 # `reducing_gap` idea) makes the whole hash about 2x faster (benchmarks/imagefilter_pass.py); it moves
 # at most 2 of the 64 bits on the test pictures. Saved hashes carry this name, so a file hashed
 # another way is never reused.
