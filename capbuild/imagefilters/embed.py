@@ -115,9 +115,7 @@ def loader_workers(requested: int | None, encoders: list[DualEncoder]) -> int:
     """The loader processes of a pass in this process: as requested, else `default_loader_workers`."""
     if requested is not None:
         return max(0, requested)
-    if not encoders:
-        return default_loader_workers(None, usable_cores())
-    on_gpu = any(encoder.device.type != "cpu" for encoder in encoders)
+    on_gpu = any(encoder.device.type != "cpu" for encoder in encoders) if encoders else None
     return default_loader_workers(on_gpu, usable_cores())
 
 
