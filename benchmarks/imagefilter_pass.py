@@ -5,12 +5,14 @@ with the same model and batch size two ways, in the same run:
 
 - plain loop: one process; PIL decode, the model's own processor (AutoImageProcessor: transformers 5
   gives its torchvision backend), forward per batch;
-- capbuild: `embed_shards` (loader workers read their samples by seeking in the tar, decode and resize on the tensor; it
-  also computes each image's pHash and writes embeddings/*.parquet).
+- capbuild: `embed_shards` (loader workers read their samples by seeking in the tar, decode JPEGs with
+  TorchCodec straight into tensors and resize them; it also computes each image's pHash and writes
+  embeddings/*.parquet).
 
-A third run, the plain loop that also computes each image's pHash, does the pass's work the plain way;
-a fourth uses the processor's PIL backend (`backend="pil"`, the processor transformers 4 gave by default).
-Last, capbuild's pHash is timed against `imagehash.phash` on the full image, on one core.
+A third run, the plain loop that also computes each image's `imagehash.phash`, does the pass's work the
+plain way; a fourth uses the processor's PIL backend (`backend="pil"`, the processor transformers 4 gave
+by default). Last, on one core: capbuild's pHash (thumbnail of each decoded tensor, hashed in batches)
+against `imagehash.phash` of each decoded PIL image, and capbuild's decode against PIL's.
 Models and the plain loop's processor are loaded before the clocks start. The model is a random-weight
 CLIPModel: `--size tiny` (both towers 64 wide, 2 layers) measures the input pipeline alone; `--size
 small` (ViT 384 wide, 6 layers, patch 32) is one where the forward pass is the cost, as for a real model
@@ -37,11 +39,13 @@ import imagehash
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torchvision.transforms.v2 import functional as TF
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the procedural pictures of the tests
 
 from capbuild.imagefilters.embed import PassOptions, embed_shards, index_shards
-from capbuild.imagefilters.hashing import phash_hex
+from capbuild.imagefilters.hashing import phash_hexes, phash_thumbnail
+from capbuild.images.decode import decode_rgb
 from capbuild.images.shards import read_samples, write_samples
 from capbuild.models.dual_encoder import load_dual_encoder
 from tests.imagefilter_data import draw_picture
@@ -123,7 +127,7 @@ class PlainLoop:
             for _, fields in read_samples(shard):
                 images.append(Image.open(io.BytesIO(fields["jpg"])).convert("RGB"))
                 if hash_images:
-                    phash_hex(images[-1])
+                    str(imagehash.phash(images[-1]))
                 captions.append(fields["txt"].decode())
                 if len(images) == batch_size:
                     self._flush(images, captions)
@@ -171,9 +175,15 @@ def main() -> None:
         for number in range(args.rounds):
             for name, run in runs.items():
                 seconds[name].append(timed(lambda r=run, n=number: r(n)))
-        images = [Image.open(io.BytesIO(f["jpg"])).convert("RGB") for s in shards for _, f in read_samples(s)]
-        hashing = timed(lambda: [phash_hex(image) for image in images])
-        full_size_hashing = timed(lambda: [str(imagehash.phash(image)) for image in images])
+        torch.set_num_threads(1)
+        encoded = [f["jpg"] for s in shards for _, f in read_samples(s)]
+        pil_decode = timed(lambda: each(pil_to_tensor, encoded))
+        tensor_decode = timed(lambda: each(decode_rgb, encoded))
+        images, tensors = [Image.open(io.BytesIO(d)).convert("RGB") for d in encoded], [decode_rgb(d) for d in encoded]
+        batches = [tensors[i : i + args.batch_size] for i in range(0, len(tensors), args.batch_size)]
+        hashing = timed(lambda: [phash_batch(batch) for batch in batches])
+        imagehash_hashing = timed(lambda: [str(imagehash.phash(image)) for image in images])
+        torch.set_num_threads(threads)
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     baseline = next(iter(medians.values()))
     print(
@@ -185,10 +195,27 @@ def main() -> None:
         rounds = ", ".join(f"{value:.2f}" for value in seconds[name])
         print(f"| {name} | {median:.2f} | {args.images / median:,.0f} | {baseline / median:.2f}x | {rounds} |")
     print(
-        f"\npHash of decoded 256x256 images, one core: capbuild's {len(images) / hashing:,.0f} images/s, "
-        f"imagehash.phash on the full image {len(images) / full_size_hashing:,.0f} images/s "
-        f"({full_size_hashing / hashing:.2f}x)"
+        f"\nOne core, 256x256 JPEGs. pHash of decoded images: capbuild's {len(images) / hashing:,.0f} images/s, "
+        f"imagehash.phash {len(images) / imagehash_hashing:,.0f} images/s ({imagehash_hashing / hashing:.2f}x). "
+        f"Decoding into a tensor: capbuild's decode_rgb {len(images) / tensor_decode:,.0f} images/s, PIL and "
+        f"pil_to_tensor {len(images) / pil_decode:,.0f} images/s ({pil_decode / tensor_decode:.2f}x)"
     )
+
+
+def pil_to_tensor(data: bytes) -> torch.Tensor:
+    """What the pass did before TorchCodec: PIL decode, then a copy into a tensor."""
+    return TF.pil_to_tensor(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def each(function: Callable[[bytes], object], items: list[bytes]) -> None:
+    """Call `function` on every item, keeping no result (as a loader worker does)."""
+    for item in items:
+        function(item)
+
+
+def phash_batch(tensors: list[torch.Tensor]) -> list[str]:
+    """What a loader worker does for a batch: a thumbnail of each image, then the batch's hashes."""
+    return phash_hexes(torch.stack([phash_thumbnail(t) for t in tensors]).numpy())
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 # What the run imports that the GPU machine's image lacks (it has torch, torchvision, transformers,
 # tokenizers, sentencepiece, timm, pyarrow, pillow, numpy, pyyaml, rich, typer, nvidia-ml-py): one
-# pinned version each. ctranslate2 and webdataset need only numpy and pyyaml besides these.
-WHEELS=(ctranslate2==4.8.5 webdataset==0.2.111 braceexpand==0.1.7 platformdirs==4.3.8)
+# pinned version each. ctranslate2 and webdataset need only numpy and pyyaml besides these; torchcodec
+# (the embedding pass's JPEG decoder) needs nothing but torch.
+WHEELS=(ctranslate2==4.8.5 webdataset==0.2.111 braceexpand==0.1.7 platformdirs==4.3.8 torchcodec==0.17.0)
 PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64
            --platform manylinux2014_x86_64 --platform manylinux1_x86_64)
 

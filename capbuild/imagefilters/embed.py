@@ -1,5 +1,5 @@
-"""The embedding pass: DataLoader workers stream each shard's tar, decode every image once, hash it
-(pHash) and resize it on the tensor; the model embeds batches of images and their captions on every
+"""The embedding pass: DataLoader workers stream each shard's tar, decode every image once into a
+tensor, hash it (pHash) and resize it; the model embeds batches of images and their captions on every
 GPU (else the CPU). Each shard's result is written atomically to embeddings/NNNNN.parquet:
 
     key, phash, image_embedding, text_embedding, text_orig_embedding (L2-normalised, float16 default)
@@ -11,7 +11,6 @@ first unfinished shard.
 
 from __future__ import annotations
 
-import io
 import json
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,15 +22,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
-from torchvision.transforms.v2 import functional as TF
 
 from capbuild.atomic import atomic_path
 from capbuild.cores import usable_cores
-from capbuild.imagefilters.hashing import PHASH_METHOD, phash_hex
+from capbuild.imagefilters.hashing import PHASH_METHOD, phash_hexes, phash_thumbnail
+from capbuild.images.decode import UndecodableImage, decode_rgb
 from capbuild.images.shards import IndexedSample, read_members, sample_index
 from capbuild.models.dual_encoder import DualEncoder
 from capbuild.models.transforms import ImageTransform
@@ -77,22 +75,25 @@ class ShardStream(IterableDataset):
             "key": key,
             "caption": caption,
             "orig": meta.get("caption_orig") or None,
-            "phash": None,
+            "thumbnail": None,
             "pixels": None,
         }
         data = next((fields[f] for f in IMAGE_FIELDS if f in fields), None)
         try:
-            image = Image.open(io.BytesIO(data)).convert("RGB") if data is not None else None
-        except (OSError, ValueError, Image.DecompressionBombError):
-            image = None  # counted as undecodable; the sample keeps no score and is never judged
-        if image is not None:
-            item["phash"] = phash_hex(image)
+            pixels = decode_rgb(data) if data is not None else None
+        except UndecodableImage:
+            pixels = None  # counted as undecodable; the sample keeps no score and is never judged
+        if pixels is not None:
+            item["thumbnail"] = phash_thumbnail(pixels)
             if self.transform is not None:
-                item["pixels"] = self.transform.resize_uint8(TF.pil_to_tensor(image))
+                item["pixels"] = self.transform.resize_uint8(pixels)
         return item
 
     def _batch(self, shard_no: int, items: list[dict[str, Any]], last: bool) -> dict[str, Any]:
-        batch = {name: [item[name] for item in items] for name in ("position", "key", "caption", "orig", "phash")}
+        batch = {name: [item[name] for item in items] for name in ("position", "key", "caption", "orig")}
+        thumbnails = [item["thumbnail"] for item in items if item["thumbnail"] is not None]
+        hashes = iter(phash_hexes(torch.stack(thumbnails).numpy()) if thumbnails else [])
+        batch["phash"] = [next(hashes) if item["thumbnail"] is not None else None for item in items]
         decoded = [item["pixels"] for item in items if item["pixels"] is not None]
         batch["pixels"] = default_collate(decoded) if decoded else None  # in a worker: stacked into shared memory
         return {**batch, "shard": shard_no, "last": last}

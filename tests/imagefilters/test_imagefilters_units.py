@@ -169,19 +169,51 @@ def test_loader_workers_default_to_the_cores_the_model_leaves(monkeypatch):
     assert embed.loader_workers(None, [on["cuda"]]) == embed.MAX_DEFAULT_WORKERS
 
 
-def test_phash_of_a_large_picture_ignores_resizing_and_tells_pictures_apart():
+def test_phash_is_imagehash_of_the_thumbnail_and_ignores_resizing():
+    imagehash = pytest.importorskip("imagehash", reason="the reference pHash comes with the dev extra")
     from PIL import Image
+    from torchvision.transforms.v2 import functional as TF
 
-    from capbuild.imagefilters.hashing import phash_hex
+    from capbuild.imagefilters.hashing import phash_hex, phash_thumbnail
     from tests.imagefilter_data import draw_picture
 
     pictures = [draw_picture(seed).resize((384, 384), Image.Resampling.BICUBIC) for seed in range(20)]
-    hashes = hash_bytes([phash_hex(p) for p in pictures])
-    for size in (256, 150):  # box-reduced by 6, 4 and 2 before imagehash's resize: the same picture
+    hashes = [phash_hex(p) for p in pictures]
+    thumbnails = [phash_thumbnail(TF.pil_to_tensor(p)).permute(1, 2, 0).numpy() for p in pictures]
+    assert hashes == [str(imagehash.phash(Image.fromarray(t).convert("L"))) for t in thumbnails]
+    # the same hash family as imagehash on the full image (which resizes it with Lanczos)
+    full_size = hash_bytes([str(imagehash.phash(p)) for p in pictures])
+    assert np.diagonal(hamming_matrix(hash_bytes(hashes), full_size)).max() <= 4  # 2 here
+    for size in (256, 150, 48):  # the same picture at other sizes
         resized = hash_bytes([phash_hex(p.resize((size, size), Image.Resampling.LANCZOS)) for p in pictures])
-        assert (np.diagonal(hamming_matrix(hashes, resized)) <= 3).all()
-    distinct = hamming_matrix(hashes, hashes)[~np.eye(len(pictures), dtype=bool)]
+        assert (np.diagonal(hamming_matrix(hash_bytes(hashes), resized)) <= 3).all()
+    distinct = hamming_matrix(hash_bytes(hashes), hash_bytes(hashes))[~np.eye(len(pictures), dtype=bool)]
     assert distinct.min() > 8
+
+
+def test_the_pass_hashes_every_decoded_image_and_marks_the_undecodable(tmp_path):
+    import pyarrow.parquet as pq
+
+    from capbuild.imagefilters.embed import PassOptions, embed_shards, index_shards
+    from capbuild.imagefilters.hashing import phash_hex
+    from capbuild.images.decode import decode_rgb
+    from capbuild.images.shards import write_samples
+    from tests.imagefilter_data import draw_picture, jpeg
+
+    pictures = {f"k{i}": draw_picture(i) for i in range(7)}
+    samples = [(key, {"jpg": jpeg(picture), "txt": b"a picture"}) for key, picture in pictures.items()]
+    samples[2] = ("k2", {"jpg": b"\xff\xd8 not a jpeg", "txt": b"a picture"})  # mid-batch
+    samples[5] = ("k5", {"png": b"", "txt": b"a picture"})
+    shard = tmp_path / "shards" / "00000.tar"
+    shard.parent.mkdir()
+    write_samples(samples, shard)
+    folder = tmp_path / "embeddings"
+    counts = embed_shards(index_shards([shard]), folder, [], False, PassOptions(4, 0), show_progress=False)
+    assert counts["undecodable"] == 2
+    saved = pq.read_table(folder / "00000.parquet").to_pydict()
+    assert saved["key"] == list(pictures)
+    expected = [None if k in ("k2", "k5") else phash_hex(decode_rgb(jpeg(p))) for k, p in pictures.items()]
+    assert saved["phash"] == expected
 
 
 def test_saved_phashes_of_another_method_are_computed_again(tmp_path):
