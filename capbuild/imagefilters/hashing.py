@@ -20,7 +20,7 @@ MULTI_HASH_MAX_DISTANCE = 15
 # The pHash of imagehash (DCT-II of a 32x32 grayscale, its 8x8 lowest frequencies against their median),
 # taken of a thumbnail made on the tensor: an antialiased bilinear resize of the RGB image to 32x32,
 # then PIL's grayscale. imagehash resizes with PIL's Lanczos, which costs as much as decoding the image,
-# and runs per image in Python; the thumbnail costs a fifth of that, and a batch is hashed in one
+# and runs per image in Python; the thumbnail costs a tenth of that, and a batch is hashed in one
 # matrix product.
 # The hash equals imagehash.phash of the thumbnail bit for bit and stays within a few bits of
 # imagehash.phash of the full image. Saved hashes carry PHASH_METHOD, so a file hashed another way
