@@ -181,7 +181,7 @@ def main() -> None:
         tensor_decode = timed(lambda: each(decode_rgb, encoded))
         images, tensors = [Image.open(io.BytesIO(d)).convert("RGB") for d in encoded], [decode_rgb(d) for d in encoded]
         batches = [tensors[i : i + args.batch_size] for i in range(0, len(tensors), args.batch_size)]
-        hashing = timed(lambda: [phash_batch(batch) for batch in batches])
+        hashing = timed(lambda: [phash_hexes([phash_thumbnail(t) for t in batch]) for batch in batches])
         imagehash_hashing = timed(lambda: [str(imagehash.phash(image)) for image in images])
         torch.set_num_threads(threads)
     medians = {name: statistics.median(values) for name, values in seconds.items()}
@@ -211,11 +211,6 @@ def each(function: Callable[[bytes], object], items: list[bytes]) -> None:
     """Call `function` on every item, keeping no result (as a loader worker does)."""
     for item in items:
         function(item)
-
-
-def phash_batch(tensors: list[torch.Tensor]) -> list[str]:
-    """What a loader worker does for a batch: a thumbnail of each image, then the batch's hashes."""
-    return phash_hexes(torch.stack([phash_thumbnail(t) for t in tensors]).numpy())
 
 
 if __name__ == "__main__":

@@ -91,8 +91,7 @@ class ShardStream(IterableDataset):
 
     def _batch(self, shard_no: int, items: list[dict[str, Any]], last: bool) -> dict[str, Any]:
         batch = {name: [item[name] for item in items] for name in ("position", "key", "caption", "orig")}
-        thumbnails = [item["thumbnail"] for item in items if item["thumbnail"] is not None]
-        hashes = iter(phash_hexes(torch.stack(thumbnails).numpy()) if thumbnails else [])
+        hashes = iter(phash_hexes([item["thumbnail"] for item in items if item["thumbnail"] is not None]))
         batch["phash"] = [next(hashes) if item["thumbnail"] is not None else None for item in items]
         decoded = [item["pixels"] for item in items if item["pixels"] is not None]
         batch["pixels"] = default_collate(decoded) if decoded else None  # in a worker: stacked into shared memory

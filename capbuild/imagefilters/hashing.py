@@ -38,9 +38,11 @@ def phash_thumbnail(pixels: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.interpolate(pixels[None], size=side, mode="bilinear", antialias=True)[0]
 
 
-def phash_hexes(thumbnails: np.ndarray) -> list[str]:
-    """The 64-bit pHashes of (N, 3, 32, 32) uint8 thumbnails, as 16 hex digits each."""
-    rgb = thumbnails.astype(np.uint32)
+def phash_hexes(thumbnails: list[torch.Tensor]) -> list[str]:
+    """The 64-bit pHashes of `phash_thumbnail`s, as 16 hex digits each, in one matrix product."""
+    if not thumbnails:
+        return []
+    rgb = torch.stack(thumbnails).numpy().astype(np.uint32)
     gray = (rgb[:, 0] * 19595 + rgb[:, 1] * 38470 + rgb[:, 2] * 7471 + 0x8000) >> 16  # PIL's convert("L")
     low = LOW_DCT @ gray.astype(np.float64) @ LOW_DCT.T  # (N, 8, 8): a DCT's lowest frequencies
     low = low.reshape(len(gray), -1)
@@ -51,7 +53,7 @@ def phash_hexes(thumbnails: np.ndarray) -> list[str]:
 def phash_hex(image: Image.Image | torch.Tensor) -> str:
     """The pHash of one decoded image (PIL, or RGB uint8 (3, H, W)) as 16 hex digits."""
     pixels = TF.pil_to_tensor(image.convert("RGB")) if isinstance(image, Image.Image) else image
-    return phash_hexes(phash_thumbnail(pixels).numpy()[None])[0]
+    return phash_hexes([phash_thumbnail(pixels)])[0]
 
 
 def hash_bytes(hexes: list[str]) -> np.ndarray:
