@@ -12,7 +12,9 @@ with the same model and batch size two ways, in the same run:
 A third run, the plain loop that also computes each image's `imagehash.phash`, does the pass's work the
 plain way; a fourth uses the processor's PIL backend (`backend="pil"`, the processor transformers 4 gave
 by default). Last, on one core: capbuild's pHash (thumbnail of each decoded tensor, hashed in batches)
-against `imagehash.phash` of each decoded PIL image, and capbuild's decode against PIL's.
+against `imagehash.phash` of each decoded PIL image, capbuild's decode against PIL's, and capbuild's
+shard index against tarfile's. Each run's row also gives its CPU time an image (the process and its
+loader workers) and how many cores it kept busy on average (CPU time / wall time).
 Models and the plain loop's processor are loaded before the clocks start. The model is a random-weight
 CLIPModel: `--size tiny` (both towers 64 wide, 2 layers) measures the input pipeline alone; `--size
 small` (ViT 384 wide, 6 layers, patch 32) is one where the forward pass is the cost, as for a real model
@@ -28,8 +30,10 @@ import argparse
 import io
 import json
 import os
+import resource
 import statistics
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the procedural p
 from capbuild.imagefilters.embed import PassOptions, embed_shards, index_shards
 from capbuild.imagefilters.hashing import phash_hexes, phash_thumbnail
 from capbuild.images.decode import decode_rgb
-from capbuild.images.shards import read_samples, write_samples
+from capbuild.images.shards import read_samples, sample_index, write_samples
 from capbuild.models.dual_encoder import load_dual_encoder
 from tests.imagefilter_data import draw_picture
 from tests.train.synthetic import save_tokenizer
@@ -145,6 +149,19 @@ def timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the pass's loader workers are joined)."""
+    mine, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed_with_cpu(run: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run."""
+    cpu = cpu_seconds()
+    wall = timed(run)
+    return wall, cpu_seconds() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=512)
@@ -172,9 +189,12 @@ def main() -> None:
                 embed_shards(index_shards(shards), root / f"emb-{w}-{n}", [encoder], False, o, show_progress=False)
             )
         seconds: dict[str, list[float]] = {name: [] for name in runs}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
         for number in range(args.rounds):
             for name, run in runs.items():
-                seconds[name].append(timed(lambda r=run, n=number: r(n)))
+                wall, used = timed_with_cpu(lambda r=run, n=number: r(n))
+                seconds[name].append(wall)
+                cpu[name].append(used)
         torch.set_num_threads(1)
         encoded = [f["jpg"] for s in shards for _, f in read_samples(s)]
         each(decode_rgb, encoded[:8])  # TorchCodec loads its library on first use: not timed
@@ -184,6 +204,8 @@ def main() -> None:
         batches = [tensors[i : i + args.batch_size] for i in range(0, len(tensors), args.batch_size)]
         hashing = timed(lambda: [phash_hexes([phash_thumbnail(t) for t in batch]) for batch in batches])
         imagehash_hashing = timed(lambda: [str(imagehash.phash(image)) for image in images])
+        indexing = timed(lambda: [sample_index(shard) for shard in shards])
+        tarfile_indexing = timed(lambda: [tarfile_members(shard) for shard in shards])
         torch.set_num_threads(threads)
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     baseline = next(iter(medians.values()))
@@ -191,21 +213,36 @@ def main() -> None:
         f"{args.images} images 256x256, batch {args.batch_size}, model {args.size}, torch threads {threads}, "
         f"cpus {os.cpu_count()}, median of {args.rounds} interleaved round(s)"
     )
-    print("| run | seconds | images/s | vs plain loop | every round (s) |\n|---|---:|---:|---:|---|")
+    print(
+        "| run | seconds | images/s | vs plain loop | CPU ms an image | cores busy | every round (s) |\n"
+        "|---|---:|---:|---:|---:|---:|---|"
+    )
     for name, median in medians.items():
         rounds = ", ".join(f"{value:.2f}" for value in seconds[name])
-        print(f"| {name} | {median:.2f} | {args.images / median:,.0f} | {baseline / median:.2f}x | {rounds} |")
+        used = statistics.median(cpu[name])
+        print(
+            f"| {name} | {median:.2f} | {args.images / median:,.0f} | {baseline / median:.2f}x "
+            f"| {1000 * used / args.images:.2f} | {used / median:.2f} | {rounds} |"
+        )
     print(
         f"\nOne core, 256x256 JPEGs. pHash of decoded images: capbuild's {len(images) / hashing:,.0f} images/s, "
         f"imagehash.phash {len(images) / imagehash_hashing:,.0f} images/s ({imagehash_hashing / hashing:.2f}x). "
         f"Decoding into a tensor: capbuild's decode_rgb {len(images) / tensor_decode:,.0f} images/s, PIL and "
-        f"pil_to_tensor {len(images) / pil_decode:,.0f} images/s ({pil_decode / tensor_decode:.2f}x)"
+        f"pil_to_tensor {len(images) / pil_decode:,.0f} images/s ({pil_decode / tensor_decode:.2f}x). "
+        f"Indexing the shards: capbuild's sample_index {1000 * indexing:.0f} ms, tarfile's getmembers "
+        f"{1000 * tarfile_indexing:.0f} ms ({tarfile_indexing / indexing:.2f}x)"
     )
 
 
 def pil_to_tensor(data: bytes) -> torch.Tensor:
     """What the pass did before TorchCodec: PIL decode, then a copy into a tensor."""
     return TF.pil_to_tensor(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def tarfile_members(shard: Path) -> list[tuple[str, int, int]]:
+    """A tar's index the obvious way: tarfile reads every header."""
+    with tarfile.open(shard) as source:
+        return [(member.name, member.offset_data, member.size) for member in source.getmembers() if member.isfile()]
 
 
 def each(function: Callable[[bytes], object], items: list[bytes]) -> None:

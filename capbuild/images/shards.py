@@ -9,6 +9,7 @@ img2dataset's download threads finish them) and writes them in a given order whe
 
 from __future__ import annotations
 
+import mmap
 import os
 import tarfile
 from collections.abc import Collection, Iterable, Iterator
@@ -26,13 +27,55 @@ IndexedSample = tuple[str, dict[str, tuple[int, int]]]
 def sample_index(tar: Path) -> list[IndexedSample]:
     """Every sample of a tar, in the order its first member appears, with its members' places: one
     pass over the headers, after which any sample is read with one seek per member (`read_members`)."""
+    files = plain_ustar_files(tar)
+    if files is None:
+        with tarfile.open(tar) as source:
+            files = [(m.name, m.offset_data, m.size) for m in source.getmembers() if m.isfile()]
     samples: dict[str, dict[str, tuple[int, int]]] = {}
-    with tarfile.open(tar) as source:
-        for member in source.getmembers():
-            if member.isfile():
-                key, _, extension = member.name.partition(".")
-                samples.setdefault(key, {})[extension] = (member.offset_data, member.size)
+    for name, offset, size in files:
+        key, _, extension = name.partition(".")
+        samples.setdefault(key, {})[extension] = (offset, size)
     return list(samples.items())
+
+
+BLOCK = 512
+END_BLOCK = bytes(BLOCK)
+CHECKSUM_AS_SPACES = 8 * ord(" ")  # a header's checksum counts its own 8 bytes as spaces
+
+
+def plain_ustar_files(tar: Path) -> list[tuple[str, int, int]] | None:
+    """(name, data offset, size) of every member of a tar made of plain ustar file headers only, as
+    webdataset's TarWriter writes capbuild's keys, read with wids' header parser (webdataset's indexed
+    tars): about 4x faster than tarfile. None where tarfile has to judge: any other entry (pax or GNU
+    headers, directories, links), a name in the prefix field, a bad checksum, an empty or unfinished tar."""
+    from wids.wids_mmtar import parse_tar_header
+
+    if tar.stat().st_size < BLOCK:
+        return None
+    files = []
+    with tar.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        offset = 0
+        while offset + BLOCK <= len(data):
+            block = data[offset : offset + BLOCK]
+            if block == END_BLOCK:
+                return files or None  # no member at all: tarfile's verdict on an empty archive
+            header = parse_tar_header(block[:500])
+            plain = header.typeflag == b"0" and header.magic == b"ustar\0" and not header.prefix.strip(b"\0")
+            try:
+                size, checksum = octal(header.size), octal(header.chksum)
+                name = header.name.split(b"\0", 1)[0].decode("ascii")
+            except ValueError:
+                return None
+            if not plain or checksum != CHECKSUM_AS_SPACES + sum(block[:148]) + sum(block[156:]):
+                return None
+            files.append((name, offset + BLOCK, size))
+            offset += BLOCK + -(-size // BLOCK) * BLOCK
+    return None
+
+
+def octal(field: bytes) -> int:
+    """A ustar number field (octal digits ended by NUL or space); ValueError if it is none."""
+    return int(field.split(b"\0", 1)[0].strip(b" "), 8)
 
 
 def read_members(
