@@ -54,6 +54,9 @@ class ShardStream(IterableDataset):
     indexes: list[list[IndexedSample]]
     transform: ImageTransform | None
     batch_size: int
+    # Set: each worker embeds its own batches' images with its (forked) copy of this CPU model.
+    encoder: DualEncoder | None = None
+    _images: ImageEncoding | None = field(default=None, init=False, repr=False)
 
     def __iter__(self):
         info = get_worker_info()
@@ -96,7 +99,12 @@ class ShardStream(IterableDataset):
         hashes = iter(phash_hexes([item["thumbnail"] for item in items if item["thumbnail"] is not None]))
         batch["phash"] = [next(hashes) if item["thumbnail"] is not None else None for item in items]
         decoded = [item["pixels"] for item in items if item["pixels"] is not None]
-        batch["pixels"] = default_collate(decoded) if decoded else None  # in a worker: stacked into shared memory
+        if self.encoder is not None:
+            self._images = self._images or ImageEncoding([self.encoder])
+            batch["pixels"] = None
+            batch["embedded"] = self._images.encode(torch.stack(decoded)) if decoded else None
+        else:
+            batch["pixels"] = default_collate(decoded) if decoded else None  # in a worker: stacked into shared memory
         return {**batch, "shard": shard_no, "last": last}
 
 
@@ -114,16 +122,30 @@ class PassOptions:
 
 
 def loader_workers(requested: int | None, encoders: list[DualEncoder]) -> int:
-    """The loader processes of a pass in this process: as requested, else `default_loader_workers`."""
+    """The loader processes of a pass in this process: as requested; else every core when the loaders
+    embed the images themselves (`embeds_in_workers`), each on one thread; else `default_loader_workers`."""
     if requested is not None:
         return max(0, requested)
+    if embeds_in_workers(encoders):
+        return default_loader_workers(None, usable_cores())
     on_gpu = any(encoder.device.type != "cpu" for encoder in encoders) if encoders else None
     return default_loader_workers(on_gpu, usable_cores())
 
 
+def embeds_in_workers(encoders: list[DualEncoder]) -> bool:
+    """Whether loader workers embed the images themselves: one model, on the CPU, where workers can
+    be forked (they inherit it loaded). N one-thread copies of a CPU model beat one on N threads
+    beside N loaders, and the pixels never cross to the main process."""
+    import multiprocessing
+
+    single_cpu = len(encoders) == 1 and encoders[0].device.type == "cpu"
+    return single_cpu and "fork" in multiprocessing.get_all_start_methods()
+
+
 def default_loader_workers(model_on_gpu: bool | None, cores: int) -> int:
     """Loaders beside a model on a GPU: every core but the one feeding the GPUs; beside a model on
-    the CPU: 2 (its own threads need the other cores); with no model (None, only pHashes): every core."""
+    the CPU: 2 (its own threads need the other cores); with no model beside them (None: only pHashes,
+    or loaders that embed): every core."""
     if model_on_gpu is False:
         return max(1, min(2, cores))
     spare = cores - 1 if model_on_gpu else cores
@@ -207,9 +229,13 @@ def embed_shards(
     if not todo:
         return dict(counts)
     transform = encoder.image_transform if encoder else None
-    dataset = ShardStream(todo, [indexes[s] for s in todo], transform, options.batch_size)
     workers = loader_workers(options.workers, encoders)
-    loader = DataLoader(dataset, batch_size=None, num_workers=workers, persistent_workers=False)
+    in_workers = encoder if workers and embeds_in_workers(encoders) else None
+    dataset = ShardStream(todo, [indexes[s] for s in todo], transform, options.batch_size, in_workers)
+    context = "fork" if in_workers else None  # the workers inherit the loaded model, never pickle it
+    loader = DataLoader(
+        dataset, batch_size=None, num_workers=workers, persistent_workers=False, multiprocessing_context=context
+    )
     pending: dict[int, ShardResult] = {}
     images = ImageEncoding(encoders)
     with pass_progress(show_progress) as progress:
@@ -236,6 +262,10 @@ class ImageEncoding:
         self.pool = ThreadPoolExecutor(len(encoders)) if len(encoders) > 1 else None
         self.cpu_buffer: torch.Tensor | None = None  # normalised pixels; only a CPU encoder, alone, uses it
 
+    def encode(self, pixels: torch.Tensor | None) -> np.ndarray | None:
+        """One batch through the only encoder."""
+        return self._encode(self.encoders[0], pixels)
+
     def _encode(self, encoder: DualEncoder, pixels: torch.Tensor | None) -> np.ndarray | None:
         if pixels is None:
             return None
@@ -260,7 +290,7 @@ class ImageEncoding:
             return
         if self.pool is None:
             for batch in loader:
-                yield batch, self._encode(self.encoders[0], batch["pixels"])
+                yield batch, batch["embedded"] if "embedded" in batch else self.encode(batch["pixels"])
             return
         in_flight: deque[tuple[dict[str, Any], Future]] = deque()
         for number, batch in enumerate(loader):

@@ -32,8 +32,8 @@ class ImageFilterOptions:
     workers: int | None = field(
         default=None,
         metadata=opt(
-            "Loader processes decoding and hashing images (default: every core but one when the model is on "
-            "a GPU, 2 when it is on the CPU, every core when only hashing).",
+            "Loader processes decoding and hashing images, and embedding them when the model is on the CPU "
+            "(default: every core but one when the model is on a GPU, else every core; at most 32).",
             flag="--score-workers",
             operational=True,
         ),

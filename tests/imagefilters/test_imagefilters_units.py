@@ -160,8 +160,11 @@ def test_loader_workers_default_to_the_cores_the_model_leaves(monkeypatch):
     on = {name: SimpleNamespace(device=torch.device(name)) for name in ("cpu", "cuda")}
     monkeypatch.setattr(embed, "usable_cores", lambda: 16)
     assert embed.loader_workers(None, [on["cuda"], on["cuda"]]) == 15  # one core feeds the GPUs
-    assert embed.loader_workers(None, [on["cpu"]]) == 2  # torch's threads need the other cores
+    assert embed.loader_workers(None, [on["cpu"]]) == 16  # each loader embeds with a one-thread copy
     assert embed.loader_workers(None, []) == 16  # pHashes only: the main process just collects
+    with monkeypatch.context() as where_fork_is_missing:
+        where_fork_is_missing.setattr("multiprocessing.get_all_start_methods", lambda: ["spawn"])
+        assert embed.loader_workers(None, [on["cpu"]]) == 2  # the model in the main process: its threads
     assert embed.loader_workers(3, [on["cuda"]]) == 3 and embed.loader_workers(0, [on["cpu"]]) == 0
     monkeypatch.setattr(embed, "usable_cores", lambda: 1)
     assert embed.loader_workers(None, [on["cuda"]]) == 1 and embed.loader_workers(None, [on["cpu"]]) == 1
@@ -239,3 +242,46 @@ def test_saved_phashes_of_another_method_are_computed_again(tmp_path):
     pq.write_table(stale, saved)
     assert embed_shards(index_shards([shard]), folder, [], False, options, show_progress=False)["embedded_shards"] == 1
     assert json.loads(pq.read_schema(saved).metadata[METADATA_KEY])["phash_method"] == meta["phash_method"]
+
+
+def test_loaders_that_embed_write_what_the_main_process_writes(tmp_path, monkeypatch):
+    import multiprocessing
+    import os
+
+    import pyarrow.parquet as pq
+
+    from capbuild.imagefilters import embed
+    from capbuild.images.shards import write_samples
+    from capbuild.models.dual_encoder import load_dual_encoder
+    from tests.dual_encoders import save_clip
+    from tests.imagefilter_data import draw_picture, jpeg
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("loaders embed only where they can be forked with the model loaded")
+    samples = [(f"k{i}", {"jpg": jpeg(draw_picture(i)), "txt": f"picture {i}".encode()}) for i in range(11)]
+    samples[4] = ("k4", {"jpg": b"not an image", "txt": b"broken"})
+    shard = tmp_path / "00000.tar"
+    write_samples(samples, shard)
+    encoder = load_dual_encoder(str(save_clip(tmp_path / "clip")), device="cpu")
+    assert embed.embeds_in_workers([encoder])
+    in_main = embed.embed_shards(
+        embed.index_shards([shard]), tmp_path / "main", [encoder], True, embed.PassOptions(3, 0), show_progress=False
+    )
+    embedded_in = tmp_path / "pids"  # a file: the forked loaders write to it too
+    embed_images = type(encoder).encode_images
+
+    def recording(self, pixels):
+        with embedded_in.open("a") as pids:
+            pids.write(f"{os.getpid()}\n")
+        return embed_images(self, pixels)
+
+    monkeypatch.setattr(type(encoder), "encode_images", recording)
+    in_loaders = embed.embed_shards(
+        embed.index_shards([shard]), tmp_path / "loaders", [encoder], True, embed.PassOptions(3, 2), show_progress=False
+    )
+    pids = embedded_in.read_text().split()
+    assert len(pids) == 4 and str(os.getpid()) not in pids  # each loader's two batches of <= 3 images
+    assert in_main == in_loaders == {"reused_shards": 0, "embedded_shards": 1, "undecodable": 1}
+    assert pq.read_table(tmp_path / "loaders" / "00000.parquet").equals(
+        pq.read_table(tmp_path / "main" / "00000.parquet")
+    )
