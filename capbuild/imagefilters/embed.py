@@ -12,6 +12,7 @@ first unfinished shard.
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -136,8 +137,6 @@ def embeds_in_workers(encoders: list[DualEncoder]) -> bool:
     """Whether loader workers embed the images themselves: one model, on the CPU, where workers can
     be forked (they inherit it loaded). N one-thread copies of a CPU model beat one on N threads
     beside N loaders, and the pixels never cross to the main process."""
-    import multiprocessing
-
     single_cpu = len(encoders) == 1 and encoders[0].device.type == "cpu"
     return single_cpu and "fork" in multiprocessing.get_all_start_methods()
 
