@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, IterableDataset, default_collate, get_w
 from capbuild.atomic import atomic_path
 from capbuild.cores import usable_cores
 from capbuild.imagefilters.hashing import PHASH_METHOD, phash_hexes, phash_thumbnail
-from capbuild.images.decode import UndecodableImage, decode_rgb
+from capbuild.images.decode import UndecodableImage, decode_rgb, jpeg_decoder
 from capbuild.images.shards import IndexedSample, read_members, sample_index
 from capbuild.models.dual_encoder import DualEncoder
 from capbuild.models.transforms import ImageTransform
@@ -232,6 +232,7 @@ def embed_shards(
     in_workers = encoder if workers and embeds_in_workers(encoders) else None
     dataset = ShardStream(todo, [indexes[s] for s in todo], transform, options.batch_size, in_workers)
     context = "fork" if in_workers else None  # the workers inherit the loaded model, never pickle it
+    jpeg_decoder()  # TorchCodec's library is loaded once, here: forked loaders inherit it instead of each loading it
     loader = DataLoader(
         dataset, batch_size=None, num_workers=workers, persistent_workers=False, multiprocessing_context=context
     )
