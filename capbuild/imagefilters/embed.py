@@ -1,6 +1,7 @@
 """The embedding pass: DataLoader workers stream each shard's tar, decode every image once into a
-tensor, hash it (pHash) and resize it; the model embeds batches of images and their captions on every
-GPU (else the CPU). Each shard's result is written atomically to embeddings/NNNNN.parquet:
+tensor, hash it (pHash) and resize it; the model embeds batches of images on every GPU, or, on the
+CPU, in the workers themselves (forked with the model loaded); the main process embeds the captions.
+Each shard's result is written atomically to embeddings/NNNNN.parquet:
 
     key, phash, image_embedding, text_embedding, text_orig_embedding (L2-normalised, float16 default)
 
