@@ -230,9 +230,9 @@ def embed_shards(
         return dict(counts)
     transform = encoder.image_transform if encoder else None
     workers = loader_workers(options.workers, encoders)
-    in_workers = encoder if workers and embeds_in_workers(encoders) else None
-    dataset = ShardStream(todo, [indexes[s] for s in todo], transform, options.batch_size, in_workers)
-    context = "fork" if in_workers else None  # the workers inherit the loaded model, never pickle it
+    loader_encoder = encoder if workers and embeds_in_workers(encoders) else None  # the loaders embed with it
+    dataset = ShardStream(todo, [indexes[s] for s in todo], transform, options.batch_size, loader_encoder)
+    context = "fork" if loader_encoder else None  # the workers inherit the loaded model, never pickle it
     jpeg_decoder()  # TorchCodec's library is loaded once, here: forked loaders inherit it instead of each loading it
     loader = DataLoader(
         dataset, batch_size=None, num_workers=workers, persistent_workers=False, multiprocessing_context=context
