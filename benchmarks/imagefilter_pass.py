@@ -6,8 +6,9 @@ with the same model and batch size two ways, in the same run:
 - plain loop: one process; PIL decode, the model's own processor (AutoImageProcessor: transformers 5
   gives its torchvision backend), forward per batch;
 - capbuild: `embed_shards` (loader workers read their samples by seeking in the tar, decode JPEGs with
-  TorchCodec straight into tensors, resize them and, the model being on the CPU, embed them with their
-  forked one-thread copies of it; it also computes each image's pHash and writes embeddings/*.parquet).
+  TorchCodec straight into tensors, resize them and, the model being on the CPU, embed them and their
+  captions with their forked one-thread copies of it; it also computes each image's pHash and writes
+  embeddings/*.parquet).
 
 A third run, the plain loop that also computes each image's `imagehash.phash`, does the pass's work the
 plain way; a fourth uses the processor's PIL backend (`backend="pil"`, the processor transformers 4 gave

@@ -1,7 +1,7 @@
 """The embedding pass: DataLoader workers stream each shard's tar, decode every image once into a
-tensor, hash it (pHash) and resize it; the model embeds batches of images on every GPU, or, on the
-CPU, in the workers themselves (forked with the model loaded); the main process embeds the captions.
-Each shard's result is written atomically to embeddings/NNNNN.parquet:
+tensor, hash it (pHash) and resize it; the model embeds each batch's images and captions on every
+GPU, or, on the CPU, in the workers themselves (forked with the model loaded). Each shard's result
+is written atomically to embeddings/NNNNN.parquet:
 
     key, phash, image_embedding, text_embedding, text_orig_embedding (L2-normalised, float16 default)
 
@@ -42,6 +42,10 @@ METADATA_KEY = b"capbuild"
 EMBEDDING_COLUMNS = ("image_embedding", "text_embedding")
 ORIG_COLUMN = "text_orig_embedding"
 DTYPES = {"float16": np.float16, "float32": np.float32}
+# Images a model on the CPU normalises and embeds at a time: pieces of a batch whose float pixels stay
+# in the cache (16 at 224 px: 9.6 MB). Whole batches of 64 (38 MB) kept the loaders waiting on memory:
+# 4 % more CPU time alone on one core, 12 % longer passes with two loaders on 2 cores.
+CPU_CHUNK = 16
 # Dictionaries and statistics only for the strings: tried on the float vectors, they cost 2.5x the write.
 WRITE_OPTIONS: dict[str, Any] = {"use_dictionary": ["key", "phash"], "write_statistics": ["key", "phash"]}
 
@@ -56,9 +60,8 @@ class ShardStream(IterableDataset):
     indexes: list[list[IndexedSample]]
     transform: ImageTransform | None
     batch_size: int
-    # Set: each worker embeds its own batches' images with its (forked) copy of this CPU model.
-    encoder: DualEncoder | None = None
-    _images: ImageEncoding | None = field(default=None, init=False, repr=False)
+    # Set: each worker embeds its own batches with its (forked) copy of this CPU model.
+    embedding: BatchEmbedding | None = None
 
     def __iter__(self):
         info = get_worker_info()
@@ -101,10 +104,10 @@ class ShardStream(IterableDataset):
         hashes = iter(phash_hexes([item["thumbnail"] for item in items if item["thumbnail"] is not None]))
         batch["phash"] = [next(hashes) if item["thumbnail"] is not None else None for item in items]
         decoded = [item["pixels"] for item in items if item["pixels"] is not None]
-        if self.encoder is not None:
-            self._images = self._images or ImageEncoding([self.encoder])
+        if self.embedding is not None:  # only the embeddings go to the main process
+            pixels = torch.stack(decoded) if decoded else None
+            batch["embedded"] = self.embedding.embed(self.embedding.encoders[0], {**batch, "pixels": pixels})
             batch["pixels"] = None
-            batch["embedded"] = self._images.encode(torch.stack(decoded)) if decoded else None
         else:
             batch["pixels"] = default_collate(decoded) if decoded else None  # in a worker: stacked into shared memory
         return {**batch, "shard": shard_no, "last": last}
@@ -135,9 +138,10 @@ def loader_workers(requested: int | None, encoders: list[DualEncoder]) -> int:
 
 
 def embeds_in_workers(encoders: list[DualEncoder]) -> bool:
-    """Whether loader workers embed the images themselves: one model, on the CPU, where workers can
-    be forked (they inherit it loaded). N one-thread copies of a CPU model beat one on N threads
-    beside N loaders, and the pixels never cross to the main process."""
+    """Whether loader workers embed their batches themselves: one model, on the CPU, where workers
+    can be forked (they inherit it loaded). N one-thread copies of a CPU model beat one on N threads
+    beside N loaders, the pixels never cross to the main process, and the main process, left with
+    writing the files, keeps up with many loaders."""
     single_cpu = len(encoders) == 1 and encoders[0].device.type == "cpu"
     return single_cpu and "fork" in multiprocessing.get_all_start_methods()
 
@@ -158,10 +162,11 @@ class ShardResult:
 
     positions: list[int] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
-    captions: list[str] = field(default_factory=list)
     origs: list[str | None] = field(default_factory=list)
     phashes: list[str | None] = field(default_factory=list)
     images: list[np.ndarray] = field(default_factory=list)  # one row per decoded sample, in arrival order
+    texts: list[np.ndarray] = field(default_factory=list)  # one row per sample, in arrival order
+    orig_texts: list[np.ndarray] = field(default_factory=list)  # as texts, where the pass needs them
     workers_done: int = 0
 
 
@@ -230,18 +235,20 @@ def embed_shards(
         return dict(counts)
     transform = encoder.image_transform if encoder else None
     workers = loader_workers(options.workers, encoders)
-    loader_encoder = encoder if workers and embeds_in_workers(encoders) else None  # the loaders embed with it
-    dataset = ShardStream(todo, [indexes[s] for s in todo], transform, options.batch_size, loader_encoder)
-    context = "fork" if loader_encoder else None  # the workers inherit the loaded model, never pickle it
+    embedding = BatchEmbedding(encoders, needs_orig)
+    in_loaders = bool(workers) and embeds_in_workers(encoders)
+    dataset = ShardStream(
+        todo, [indexes[s] for s in todo], transform, options.batch_size, embedding if in_loaders else None
+    )
+    context = "fork" if in_loaders else None  # the workers inherit the loaded model, never pickle it
     jpeg_decoder()  # TorchCodec's library is loaded once, here: forked loaders inherit it instead of each loading it
     loader = DataLoader(
         dataset, batch_size=None, num_workers=workers, persistent_workers=False, multiprocessing_context=context
     )
     pending: dict[int, ShardResult] = {}
-    images = ImageEncoding(encoders)
     with pass_progress(show_progress) as progress:
         task = progress.add_task(label, total=sum(len(indexes[s]) for s in todo))
-        for batch, embedded in images.run(loader):
+        for batch, embedded in embedding.run(loader):
             result = pending.setdefault(batch["shard"], ShardResult())
             _collect(result, batch, embedded)
             progress.advance(task, len(batch["key"]))
@@ -249,35 +256,53 @@ def embed_shards(
             if result.workers_done == max(1, workers):
                 shard = todo[batch["shard"]]
                 counts["undecodable"] += _write_shard(
-                    embedding_path(folder, shard), pending.pop(batch["shard"]), encoder, needs_orig, options
+                    embedding_path(folder, shard), pending.pop(batch["shard"]), encoder, options
                 )
     return dict(counts)
 
 
-class ImageEncoding:
-    """Image batches through the encoders: one in the calling thread, or round-robin over several
-    GPUs in threads (their kernels release the GIL), results in batch order."""
+Embedded = dict[str, np.ndarray | None]
 
-    def __init__(self, encoders: list[DualEncoder]) -> None:
+
+class BatchEmbedding:
+    """Each batch's images and captions (and source captions where the pass needs them) through the
+    encoders: one in the calling thread, or round-robin over several GPUs in threads (their kernels
+    release the GIL), results in batch order."""
+
+    def __init__(self, encoders: list[DualEncoder], needs_orig: bool) -> None:
         self.encoders = encoders
+        self.needs_orig = needs_orig
         self.pool = ThreadPoolExecutor(len(encoders)) if len(encoders) > 1 else None
         self.cpu_buffer: torch.Tensor | None = None  # normalised pixels; only a CPU encoder, alone, uses it
 
-    def encode(self, pixels: torch.Tensor | None) -> np.ndarray | None:
-        """One batch through the only encoder."""
-        return self._encode(self.encoders[0], pixels)
+    def embed(self, encoder: DualEncoder, batch: dict[str, Any]) -> Embedded:
+        """`images`: one row per decoded image (None if none was); `texts` and, where needed,
+        `orig_texts`: one row per sample (a sample without a distinct source caption gets its caption's)."""
+        captions, origs = batch["caption"], batch["orig"]
+        texts = encoder.encode_texts(captions).numpy()
+        embedded: Embedded = {"images": self._images(encoder, batch["pixels"]), "texts": texts}
+        if self.needs_orig:
+            distinct = [i for i, (o, c) in enumerate(zip(origs, captions, strict=True)) if o is not None and o != c]
+            orig_texts = texts.copy()
+            if distinct:
+                orig_texts[distinct] = encoder.encode_texts([origs[i] for i in distinct]).numpy()
+            embedded["orig_texts"] = orig_texts
+        return embedded
 
-    def _encode(self, encoder: DualEncoder, pixels: torch.Tensor | None) -> np.ndarray | None:
+    def _images(self, encoder: DualEncoder, pixels: torch.Tensor | None) -> np.ndarray | None:
         if pixels is None:
             return None
-        pixels = pixels.to(encoder.device, non_blocking=True)
-        normalised = encoder.image_transform.normalise(pixels, self._cpu_out(pixels))
-        return encoder.encode_images(normalised).numpy()
+        transform = encoder.image_transform
+        if encoder.device.type != "cpu":
+            pixels = pixels.to(encoder.device, non_blocking=True)
+            return encoder.encode_images(transform.normalise(pixels)).numpy()
+        chunks = pixels.split(CPU_CHUNK)
+        return np.concatenate([encoder.encode_images(transform.normalise(c, self._cpu_out(c))).numpy() for c in chunks])
 
     def _cpu_out(self, pixels: torch.Tensor) -> torch.Tensor | None:
-        """A float32 view to normalise a CPU batch into. A fresh tensor of a whole batch is above
-        malloc's mmap threshold, so each one costs page faults, as much as the normalising itself."""
-        if self.pool is not None or pixels.device.type != "cpu":
+        """A float32 view to normalise a CPU chunk into. A fresh tensor for each one costs page
+        faults, as much as the normalising itself."""
+        if self.pool is not None:
             return None
         buffer = self.cpu_buffer
         if buffer is None or buffer.shape[1:] != pixels.shape[1:] or len(buffer) < len(pixels):
@@ -285,18 +310,20 @@ class ImageEncoding:
         return self.cpu_buffer[: len(pixels)]
 
     def run(self, loader: DataLoader):
+        """(batch, its Embedded or None without encoders) for every batch of the loader, in order;
+        a batch the loader embedded already carries its own."""
         if not self.encoders:
             for batch in loader:
                 yield batch, None
             return
         if self.pool is None:
             for batch in loader:
-                yield batch, batch["embedded"] if "embedded" in batch else self.encode(batch["pixels"])
+                yield batch, batch["embedded"] if "embedded" in batch else self.embed(self.encoders[0], batch)
             return
         in_flight: deque[tuple[dict[str, Any], Future]] = deque()
         for number, batch in enumerate(loader):
             encoder = self.encoders[number % len(self.encoders)]
-            in_flight.append((batch, self.pool.submit(self._encode, encoder, batch["pixels"])))
+            in_flight.append((batch, self.pool.submit(self.embed, encoder, batch)))
             if len(in_flight) > 2 * len(self.encoders):
                 done, future = in_flight.popleft()
                 yield done, future.result()
@@ -305,21 +332,23 @@ class ImageEncoding:
             yield done, future.result()
 
 
-def _collect(result: ShardResult, batch: dict[str, Any], embedded: np.ndarray | None) -> None:
+def _collect(result: ShardResult, batch: dict[str, Any], embedded: Embedded | None) -> None:
     result.positions += batch["position"]
     result.keys += batch["key"]
-    result.captions += batch["caption"]
     result.origs += batch["orig"]
     result.phashes += batch["phash"]
-    if embedded is not None:
-        result.images.append(embedded)
+    if embedded is None:
+        return
+    if embedded["images"] is not None:
+        result.images.append(embedded["images"])
+    result.texts.append(embedded["texts"])
+    if "orig_texts" in embedded:
+        result.orig_texts.append(embedded["orig_texts"])
 
 
-def _write_shard(
-    path: Path, result: ShardResult, encoder: DualEncoder | None, needs_orig: bool, options: PassOptions
-) -> int:
-    """Order the shard's samples by position, embed the captions, write the file atomically;
-    returns how many images were undecodable."""
+def _write_shard(path: Path, result: ShardResult, encoder: DualEncoder | None, options: PassOptions) -> int:
+    """Order the shard's samples by position, write the file atomically; returns how many images
+    were undecodable."""
     order = np.argsort(result.positions, kind="stable")
     keys = [result.keys[i] for i in order]
     phashes = [result.phashes[i] for i in order]
@@ -331,19 +360,12 @@ def _write_shard(
         images = np.zeros((len(keys), encoder.dim), np.float32)
         if result.images:
             images[decoded] = np.concatenate(result.images)  # arrival order: the decoded ones, in order
-        images = images[order]
         valid = decoded[order]
-        captions = [result.captions[i] for i in order]
-        origs = [result.origs[i] for i in order]
-        texts = encoder.encode_texts(captions).numpy()
-        columns["image_embedding"] = vectors(images, valid, dtype)
-        columns["text_embedding"] = vectors(texts, valid, dtype)
-        if needs_orig:
-            distinct = [i for i, (o, c) in enumerate(zip(origs, captions, strict=True)) if o is not None and o != c]
-            orig = texts.copy()
-            if distinct:
-                orig[distinct] = encoder.encode_texts([origs[i] for i in distinct]).numpy()
-            columns[ORIG_COLUMN] = vectors(orig, valid & np.array([o is not None for o in origs], bool), dtype)
+        columns["image_embedding"] = vectors(images[order], valid, dtype)
+        columns["text_embedding"] = vectors(np.concatenate(result.texts)[order], valid, dtype)
+        if result.orig_texts:
+            has_orig = np.array([result.origs[i] is not None for i in order], bool)
+            columns[ORIG_COLUMN] = vectors(np.concatenate(result.orig_texts)[order], valid & has_orig, dtype)
         metadata.update(model=encoder.name, fingerprint=encoder.fingerprint)
     table = pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
     with atomic_path(path) as tmp:

@@ -27,13 +27,19 @@ class ImageFilterOptions:
     """How the image-filter pass runs; only `embedding_dtype` decides output."""
 
     batch_size: int = field(
-        default=256, metadata=opt("Images per score-model batch.", flag="--score-batch-size", operational=True)
+        default=256,
+        metadata=opt(
+            "Images per batch of the embedding pass (one forward pass on a GPU).",
+            flag="--score-batch-size",
+            operational=True,
+        ),
     )
     workers: int | None = field(
         default=None,
         metadata=opt(
-            "Loader processes decoding and hashing images, and embedding them when the model is on the CPU "
-            "(default: every core but one when the model is on a GPU, else every core; at most 32).",
+            "Loader processes decoding and hashing images, and embedding them and their captions when the "
+            "model is on the CPU (default: every core but one when the model is on a GPU, else every core; "
+            "at most 32).",
             flag="--score-workers",
             operational=True,
         ),

@@ -268,20 +268,59 @@ def test_loaders_that_embed_write_what_the_main_process_writes(tmp_path, monkeyp
         embed.index_shards([shard]), tmp_path / "main", [encoder], True, embed.PassOptions(3, 0), show_progress=False
     )
     embedded_in = tmp_path / "pids"  # a file: the forked loaders write to it too
-    embed_images = type(encoder).encode_images
 
-    def recording(self, pixels):
-        with embedded_in.open("a") as pids:
-            pids.write(f"{os.getpid()}\n")
-        return embed_images(self, pixels)
+    def recording(method):
+        def record(self, inputs):
+            with embedded_in.open("a") as pids:
+                pids.write(f"{method} {os.getpid()}\n")
+            return getattr(type(encoder), f"_{method}")(self, inputs)
 
-    monkeypatch.setattr(type(encoder), "encode_images", recording)
+        return record
+
+    for method in ("encode_images", "encode_texts"):
+        monkeypatch.setattr(type(encoder), f"_{method}", getattr(type(encoder), method), raising=False)
+        monkeypatch.setattr(type(encoder), method, recording(method))
     in_loaders = embed.embed_shards(
         embed.index_shards([shard]), tmp_path / "loaders", [encoder], True, embed.PassOptions(3, 2), show_progress=False
     )
-    pids = embedded_in.read_text().split()
-    assert len(pids) == 4 and str(os.getpid()) not in pids  # each loader's two batches of <= 3 images
+    calls = [line.split() for line in embedded_in.read_text().splitlines()]
+    assert str(os.getpid()) not in {pid for _, pid in calls}  # the main process embeds neither images nor captions
+    assert sum(method == "encode_images" for method, _ in calls) == 4  # each loader's two batches of <= 3 images
+    # and their captions: the loader of 6 samples ends on an empty batch, the loader of 5 on a batch of 2
+    assert sum(method == "encode_texts" for method, _ in calls) == 5
     assert in_main == in_loaders == {"reused_shards": 0, "embedded_shards": 1, "undecodable": 1}
     assert pq.read_table(tmp_path / "loaders" / "00000.parquet").equals(
         pq.read_table(tmp_path / "main" / "00000.parquet")
     )
+
+
+def test_saved_embeddings_are_each_samples_own_image_and_caption(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from capbuild.imagefilters import embed
+    from capbuild.images.decode import decode_rgb
+    from capbuild.images.shards import write_samples
+    from capbuild.models.dual_encoder import load_dual_encoder
+    from tests.dual_encoders import save_clip
+    from tests.imagefilter_data import draw_picture, jpeg
+
+    monkeypatch.setattr(embed, "CPU_CHUNK", 6)  # a batch of 20 images is embedded in pieces of 6, 6, 6 and 2
+    images = [jpeg(draw_picture(i)) for i in range(20)]
+    captions = [f"picture {i} of {'many ' * i}things" for i in range(20)]
+    shard = tmp_path / "00000.tar"
+    write_samples([(f"k{i}", {"jpg": images[i], "txt": captions[i].encode()}) for i in range(20)], shard)
+    encoder = load_dual_encoder(str(save_clip(tmp_path / "clip")), device="cpu")
+    options = embed.PassOptions(batch_size=20, workers=0, dtype="float32")
+    embed.embed_shards(embed.index_shards([shard]), tmp_path / "out", [encoder], False, options, show_progress=False)
+    saved = pq.read_table(tmp_path / "out" / "00000.parquet")
+    one_by_one = np.concatenate(
+        [encoder.encode_images(encoder.image_transform(decode_rgb(image))[None]).numpy() for image in images]
+    )
+    for column, expected in (
+        ("image_embedding", one_by_one),
+        ("text_embedding", np.concatenate([encoder.encode_texts([caption]).numpy() for caption in captions])),
+    ):
+        vectors, valid = embed.matrix(saved[column])
+        assert valid.all()
+        np.testing.assert_allclose(vectors, expected, atol=1e-4)
+        assert (np.argmax(vectors @ expected.T, axis=1) == np.arange(20)).all()  # no row holds another sample's
