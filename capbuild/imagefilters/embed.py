@@ -105,8 +105,7 @@ class ShardStream(IterableDataset):
         batch["phash"] = [next(hashes) if item["thumbnail"] is not None else None for item in items]
         decoded = [item["pixels"] for item in items if item["pixels"] is not None]
         if self.embedding is not None:  # only the embeddings go to the main process
-            pixels = torch.stack(decoded) if decoded else None
-            batch["embedded"] = self.embedding.embed(self.embedding.encoders[0], {**batch, "pixels": pixels})
+            batch["embedded"] = self.embedding.embed(self.embedding.encoders[0], {**batch, "pixels": decoded or None})
             batch["pixels"] = None
         else:
             batch["pixels"] = default_collate(decoded) if decoded else None  # in a worker: stacked into shared memory
@@ -243,7 +242,12 @@ def embed_shards(
     context = "fork" if in_loaders else None  # the workers inherit the loaded model, never pickle it
     jpeg_decoder()  # TorchCodec's library is loaded once, here: forked loaders inherit it instead of each loading it
     loader = DataLoader(
-        dataset, batch_size=None, num_workers=workers, persistent_workers=False, multiprocessing_context=context
+        dataset,
+        batch_size=None,
+        collate_fn=as_yielded,
+        num_workers=workers,
+        persistent_workers=False,
+        multiprocessing_context=context,
     )
     pending: dict[int, ShardResult] = {}
     with pass_progress(show_progress) as progress:
@@ -261,7 +265,14 @@ def embed_shards(
     return dict(counts)
 
 
+def as_yielded(batch: dict[str, Any]) -> dict[str, Any]:
+    """The loader's collate for ShardStream's batches, made already: as they are. Its default would
+    turn the embeddings' arrays into tensors, each sent through a shared-memory file of its own."""
+    return batch
+
+
 Embedded = dict[str, np.ndarray | None]
+Pixels = torch.Tensor | list[torch.Tensor]  # resized uint8 images: (N, 3, H, W), or N of (3, H, W)
 
 
 class BatchEmbedding:
@@ -289,25 +300,29 @@ class BatchEmbedding:
             embedded["orig_texts"] = orig_texts
         return embedded
 
-    def _images(self, encoder: DualEncoder, pixels: torch.Tensor | None) -> np.ndarray | None:
+    def _images(self, encoder: DualEncoder, pixels: Pixels | None) -> np.ndarray | None:
+        """`pixels`: the batch's resized uint8 images, stacked (from a loader, for the main process)
+        or one by one (in the loader that decoded them)."""
         if pixels is None:
             return None
         transform = encoder.image_transform
         if encoder.device.type != "cpu":
+            assert isinstance(pixels, torch.Tensor), "a batch for a GPU comes stacked from its loader"
             pixels = pixels.to(encoder.device, non_blocking=True)
             return encoder.encode_images(transform.normalise(pixels)).numpy()
-        chunks = pixels.split(CPU_CHUNK)
+        chunks = [pixels[i : i + CPU_CHUNK] for i in range(0, len(pixels), CPU_CHUNK)]
         return np.concatenate([encoder.encode_images(transform.normalise(c, self._cpu_out(c))).numpy() for c in chunks])
 
-    def _cpu_out(self, pixels: torch.Tensor) -> torch.Tensor | None:
-        """A float32 view to normalise a CPU chunk into. A fresh tensor for each one costs page
-        faults, as much as the normalising itself."""
-        if self.pool is not None:
-            return None
+    def _cpu_out(self, pixels: Pixels) -> torch.Tensor:
+        """A float32 (N, 3, H, W) view to normalise a CPU chunk into. A fresh tensor for each one
+        costs page faults, as much as the normalising itself."""
+        shape = (len(pixels), *pixels[0].shape)
         buffer = self.cpu_buffer
-        if buffer is None or buffer.shape[1:] != pixels.shape[1:] or len(buffer) < len(pixels):
-            self.cpu_buffer = torch.empty(pixels.shape, dtype=torch.float32)
-        return self.cpu_buffer[: len(pixels)]
+        if self.pool is not None or buffer is None or buffer.shape[1:] != shape[1:] or len(buffer) < shape[0]:
+            buffer = torch.empty(shape, dtype=torch.float32)
+            if self.pool is None:  # threads would share it
+                self.cpu_buffer = buffer
+        return buffer[: shape[0]]
 
     def run(self, loader: DataLoader):
         """(batch, its Embedded or None without encoders) for every batch of the loader, in order;

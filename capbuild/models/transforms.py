@@ -3,6 +3,7 @@ normalised float tensor out, with the resize done on the tensor (faster than PIL
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,12 +55,18 @@ class ImageTransform:
         pixels = TF.resize(pixels, [self.resize or min(self.size)], interpolation=mode, antialias=True)
         return TF.center_crop(pixels, list(self.size))
 
-    def normalise(self, pixels: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """uint8 pixels of the right size (on any device) -> normalised float32, written into `out`
-        (float32, same shape) when given: a buffer reused across batches spares the CPU a fresh
-        allocation, and its page faults, on every batch. Both ways give the same bits."""
-        # out: what to_dtype computes, in place
-        scaled = TF.to_dtype(pixels, torch.float32, scale=True) if out is None else out.copy_(pixels).mul_(1.0 / 255)
+    def normalise(self, pixels: torch.Tensor | Sequence[torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 pixels of the right size, (N, 3, H, W) on any device, -> normalised float32; with
+        `out` (float32, (N, 3, H, W)), written into it, and `pixels` may be N separate (3, H, W)
+        images: a buffer reused across batches spares the CPU a fresh allocation, and its page
+        faults, on every batch, and each image is copied into it straight, never stacked first.
+        Both ways give the same bits."""
+        if out is None:
+            scaled = TF.to_dtype(pixels, torch.float32, scale=True)
+        else:  # what to_dtype computes, in place
+            for row, image in zip(out, pixels, strict=True):
+                row.copy_(image)
+            scaled = out.mul_(1.0 / 255)
         return TF.normalize(scaled, list(self.mean), list(self.std), inplace=True)
 
 

@@ -89,6 +89,8 @@ def test_image_transform_is_picklable_and_takes_tensors(specs, kind):
     buffer = torch.full((1, *from_pil.shape), float("nan"))
     assert torch.equal(transform.normalise(pixels[None], out=buffer), from_pil[None])  # the same bits
     assert torch.equal(buffer[0], from_pil)
+    buffer.fill_(float("nan"))
+    assert torch.equal(transform.normalise([pixels], out=buffer), from_pil[None])  # images one by one, not stacked
 
 
 @pytest.mark.parametrize("kind", ["clip", "siglip"])
