@@ -95,5 +95,8 @@ def test_tiny_run_reports_every_part(tmp_path):
     training = report["parts"]["training"]["figures"]
     assert set(training) == {"bf16", "fp32"}
     assert all(run["samples_per_s"] > 0 and run["timed_steps"] > 0 for run in training.values())
+    embedding = report["parts"]["embedding"]["figures"]["embedding pass"]
+    assert embedding["images"] > 0 and embedding["images_per_s"] > 0
+    assert embedding["counts"]["embedded_shards"] > 0
     markdown = (out / "gpu.md").read_text()
     assert "### Translation" in markdown and "### Published figures to compare with" in markdown
